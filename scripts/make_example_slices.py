@@ -1,0 +1,44 @@
+"""Recreate the AfriSenti slices shipped in examples/ and tests/assets/ from ../shared/data (seeded).
+
+AfriSenti (Muhammad et al., EMNLP 2023; SemEval-2023 Task 12; NaijaSenti, LREC 2022), CC BY 4.0.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data" / "afrisenti"
+
+
+def read(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh, delimiter="\t"))
+    return rows[1:]
+
+
+def write(path: Path, rows: list[list[str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        w.writerow(["tweet", "label"])
+        w.writerows(rows)
+
+
+def sample(rows: list[list[str]], n: int, seed: int) -> list[list[str]]:
+    return random.Random(seed).sample(rows, min(n, len(rows)))
+
+
+def main() -> None:
+    train, test = read(SHARED / "pcm" / "train.tsv"), read(SHARED / "pcm" / "test.tsv")
+    write(ROOT / "examples" / "quickstart" / "data" / "train.tsv", sample(train, 3000, 1))
+    write(ROOT / "examples" / "quickstart" / "data" / "test.tsv", sample(test, 1000, 2))
+    write(ROOT / "tests" / "assets" / "pcm_train.tsv", sample(train, 60, 3))
+    write(ROOT / "tests" / "assets" / "pcm_test.tsv", sample(test, 30, 4))
+
+
+if __name__ == "__main__":
+    main()

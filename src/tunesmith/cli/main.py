@@ -1,0 +1,207 @@
+"""The ``tunesmith`` command: a thin dispatch table. Each command parses, calls one library function, prints."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from tunesmith.cli import show
+from tunesmith.errors import ConfigError, TunesmithError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Fine-tune, evaluate and ship language models "
+                  "from low-resource-language data, on one CPU or GPU.")
+data_app = typer.Typer(no_args_is_help=True, help="Stage 1: dataset preparation.")
+config_app = typer.Typer(no_args_is_help=True, help="Show, check and eject run configs.")
+app.add_typer(data_app, name="data")
+app.add_typer(config_app, name="config")
+console = Console()
+
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config field: --set train.lr=1e-4")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an existing run dir (skips finished stages).")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Delete an existing run dir and start over.")]
+
+
+def _mode(resume: bool, overwrite: bool) -> Any:
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other.")
+    return "resume" if resume else "overwrite" if overwrite else "new"
+
+
+def _load(config: Path, overrides: list[str] | None) -> Any:
+    from tunesmith.config.load import load_config
+
+    return load_config(config, overrides or [])
+
+
+def _quiet_libraries() -> None:
+    """Library chatter (deprecation notices, per-tensor progress bars) hides our own progress display."""
+    import warnings
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*requires_grad=True to a scalar.*")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+@contextmanager
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
+    ) as progress:
+        original = progress.add_task
+
+        def add_task(description: str, **kw: Any) -> Any:
+            kw.setdefault("info", "")
+            return original(description, **kw)
+
+        progress.add_task = add_task  # type: ignore[method-assign]
+        yield progress
+
+
+@app.command("run")
+def run_cmd(config: Path, set_: SetOpt = None, resume: ResumeOpt = False, overwrite: OverwriteOpt = False) -> None:
+    """Run stages 1-5: prepare data, fine-tune, evaluate against the base model, write the report."""
+    from tunesmith.pipeline import run
+
+    cfg = _load(config, set_)
+    _quiet_libraries()
+    with _progress() as progress:
+        result = run(cfg, _mode(resume, overwrite), progress=progress, on_stage=lambda *a: show.stage(console, *a))
+    show.final(console, result)
+
+
+@data_app.command("prepare")
+def data_prepare(config: Path, set_: SetOpt = None, resume: ResumeOpt = False, overwrite: OverwriteOpt = False) -> None:
+    """Read, validate, clean and split the data; write data/ (splits, manifest, rejects) in the run dir."""
+    from tunesmith.data.prepare import prepare_data
+    from tunesmith.pipeline import start_run
+
+    cfg = _load(config, set_)
+    run = start_run(cfg, _mode(resume, overwrite))
+    show.stage(console, "data", prepare_data(cfg.data, run, seed=cfg.seed), run)
+
+
+def _config_and_run(target: Path, overrides: list[str] | None, mode: Any) -> tuple[Any, Any]:
+    """A run dir (uses its recorded config.yaml) or a config file (opens its run dir)."""
+    from tunesmith.pipeline import start_run
+    from tunesmith.rundir import RunDir
+
+    if target.is_dir():
+        if not (target / "config.yaml").is_file():
+            raise ConfigError(f"{target} is a directory without config.yaml: not a run directory.")
+        cfg = _load(target / "config.yaml", overrides)
+        if overrides:  # the run dir records the config that produced its outputs
+            from tunesmith.config.load import dump_config
+            from tunesmith.rundir import atomic_write_text
+
+            atomic_write_text(target / "config.yaml", dump_config(cfg))
+        return cfg, RunDir(target)
+    return (cfg := _load(target, overrides)), start_run(cfg, mode)
+
+
+@app.command("train")
+def train_cmd(target: Annotated[Path, typer.Argument(help="CONFIG file or RUN_DIR")], set_: SetOpt = None,
+              resume: ResumeOpt = False, overwrite: OverwriteOpt = False) -> None:
+    """Stages 3-4: fine-tune (prepares the data first when the run dir has none)."""
+    from tunesmith.data.prepare import prepare_data
+    from tunesmith.train.recipe import train
+
+    mode = _mode(resume, overwrite)
+    cfg, run = _config_and_run(target, set_, mode)
+    if target.is_dir() and run.checkpoints.exists() and mode == "new":
+        raise ConfigError(f"{run.root} already has checkpoints: pass --resume to continue or --overwrite to retrain.")
+    if target.is_dir() and mode == "overwrite":
+        for path in (run.checkpoints, run.adapter, run.model, run.metrics, run.train_summary):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    if not run.manifest.is_file():
+        show.stage(console, "data", prepare_data(cfg.data, run, seed=cfg.seed), run)
+    _quiet_libraries()
+    with _progress() as progress:
+        summary = train(cfg, run, resume=mode == "resume", progress=progress)
+    show.stage(console, "train", summary, run)
+
+
+@app.command("eval")
+def eval_cmd(run_dir: Path, set_: SetOpt = None) -> None:
+    """Stage 5: evaluate the tuned model and the base-model baselines on the held-out split."""
+    from tunesmith.eval.run import evaluate
+
+    cfg, run = _config_and_run(run_dir, set_, "resume")
+    _quiet_libraries()
+    with _progress() as progress:
+        report = evaluate(cfg, run, progress=progress)
+    show.stage(console, "eval", report, run)
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List the embedded models (no network needed) and where their files come from."""
+    from tunesmith.models.load import describe_embedded
+
+    show.models(console, describe_embedded())
+
+
+@app.command("env")
+def env_cmd(seed: int = 0) -> None:
+    """Print the training environment: versions, device, bf16 support, threads."""
+    from tunesmith.train import env
+
+    info = env.describe(seed, env.resolve_precision("auto"), env.set_threads(None))
+    show.mapping(console, "environment", info)
+
+
+@config_app.command("show")
+def config_show(config: Path, set_: SetOpt = None) -> None:
+    """Print the resolved config with every default filled in."""
+    from tunesmith.config.load import dump_config
+
+    console.print(dump_config(_load(config, set_)), markup=False, highlight=False, end="")
+
+
+@config_app.command("eject")
+def config_eject(preset: str, path: Path, force: bool = typer.Option(False, help="Overwrite PATH.")) -> None:
+    """Copy a shipped preset to PATH for editing."""
+    from tunesmith.config.load import preset_path
+
+    source = preset_path(preset)
+    if path.exists() and not force:
+        raise ConfigError(f"{path} exists; pass --force to overwrite it.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, path)
+    console.print(f"wrote {path} (from preset '{preset}'); edit data.train and run `tunesmith run {path}`")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors print one paragraph and exit 2; no traceback."""
+    import click
+
+    try:
+        app(args=argv, standalone_mode=False, prog_name="tunesmith")
+    except TunesmithError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        return 130
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

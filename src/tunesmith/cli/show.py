@@ -1,0 +1,82 @@
+"""What the CLI prints: rich tables for each stage's result. No logic beyond formatting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _f(x: Any) -> str:
+    return "—" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def data(console: Console, result: Any, run: Any) -> None:
+    if result is None:
+        console.print(f"[bold]data[/]: prepared data in {run.data} is current; skipped")
+        return
+    table = Table(title="stage 1: data", show_edge=False)
+    table.add_column("split")
+    table.add_column("rows", justify="right")
+    for name, n in result.counts.items():
+        table.add_row(name, str(n))
+    console.print(table)
+    console.print(f"labels: {', '.join(result.labels) or '—'}; {result.input_rows} input rows")
+    if result.rejects:
+        rt = Table(title=f"{len(result.rejects)} rows not kept (each in {run.rejects})", show_edge=False)
+        rt.add_column("reason")
+        rt.add_column("rows", justify="right")
+        for reason, n in result.rejects_by_reason().most_common():
+            rt.add_row(reason, str(n))
+        console.print(rt)
+
+
+def train(console: Console, summary: dict[str, Any], run: Any) -> None:
+    console.print(
+        f"[bold]train[/]: {summary['method']} on {summary['base']}: {summary['trainable_params']:,} trainable params "
+        f"({summary['trainable_pct']}%), {summary['steps']} steps, {summary['tokens_per_s']:,} tok/s "
+        f"({summary['precision']}), final loss {_f(summary['final_train_loss'])}, best val loss "
+        f"{_f(summary['best_val_loss'])} -> {summary['output']}"
+    )
+
+
+def evaluation(console: Console, report: dict[str, Any], run: Any) -> None:
+    table = Table(title=f"stage 5: {report['split']} split, {report['rows']} held-out rows", show_edge=False)
+    for col in ("model", "accuracy", "macro-F1", "weighted-F1"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in report["models"].items():
+        table.add_row(name, _f(m["accuracy"]), _f(m["macro_f1"]), _f(m.get("weighted_f1")))
+    console.print(table)
+    console.print(f"report: {run.eval / 'report.md'} (and report.json, predictions.jsonl)")
+
+
+def stage(console: Console, name: str, value: Any, run: Any) -> None:
+    {"data": data, "train": train, "eval": evaluation}[name](console, value, run)
+
+
+def final(console: Console, result: dict[str, Any]) -> None:
+    console.print(f"[bold green]done[/]: run directory {result['run_dir']}")
+
+
+def models(console: Console, rows: list[dict[str, str]]) -> None:
+    table = Table(title="embedded models (no network needed)")
+    for col in ("name", "kind", "package", "installed", "location"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], r["kind"], r["package"], r["installed"], r["location"])
+    console.print(table)
+    console.print("Also accepted as model.base: a local HF model dir, a .gguf file, or a hub id (needs network).")
+
+
+def mapping(console: Console, title: str, info: dict[str, Any]) -> None:
+    table = Table(title=title, show_header=False)
+    table.add_column("key")
+    table.add_column("value", overflow="fold")
+    for key, value in info.items():
+        if isinstance(value, dict):
+            for k, v in value.items():
+                table.add_row(f"{key}.{k}", str(v))
+        else:
+            table.add_row(key, str(value))
+    console.print(table)

@@ -1,0 +1,1 @@
+"""Run config: schema, YAML loading with overrides, shipped presets."""

@@ -1,0 +1,159 @@
+"""Load a run config from YAML, apply ``--set a.b=value`` overrides, and explain every error in one paragraph."""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from tunesmith.config.schema import FreezeMethod, FullMethod, LoraMethod, RunConfig
+from tunesmith.errors import ConfigError
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+_METHODS: dict[str, type[BaseModel]] = {"lora": LoraMethod, "full": FullMethod, "freeze": FreezeMethod}
+_PATH_FIELDS = ("train", "validation", "test")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping; a syntax error names the file, line and column."""
+    if not path.is_file():
+        raise ConfigError(f"Config file not found: {path}. Start from a preset: `tunesmith config eject quickstart {path}`.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)}).") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the config must be a YAML mapping (key: value), got {type(raw).__name__}.")
+    return raw
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``train.lr=1e-4`` into (["train", "lr"], 1e-4); the value is read as YAML (numbers, lists, null)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. --set train.lr=1e-4.")
+    key, value = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"--set {text!r}: the key is empty.")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    if isinstance(parsed, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            parsed = float(parsed)
+        except ValueError:
+            pass
+    return parts, parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each dotted key in a copy of ``raw``; intermediate sections are created as needed."""
+    out = yaml.safe_load(yaml.safe_dump(raw))  # deep copy of plain data
+    for item in overrides:
+        parts, value = parse_override(item)
+        node = out
+        for p in parts[:-1]:
+            if not isinstance(node.get(p), dict):
+                node[p] = {}
+            node = node[p]
+        node[parts[-1]] = value
+    return out
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return
+    for key in _PATH_FIELDS:
+        value = data.get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            data[key] = str((base / value).resolve())
+    model = raw.get("model")
+    if isinstance(model, dict):
+        for key in ("base", "chat_template"):
+            value = model.get(key)
+            if isinstance(value, str) and (value.startswith(("./", "../")) or value.endswith((".gguf", ".jinja"))):
+                candidate = (base / value).resolve()
+                if candidate.exists():
+                    model[key] = str(candidate)
+
+
+def _section_at(loc: tuple[Any, ...], raw: dict[str, Any]) -> type[BaseModel] | None:
+    """The pydantic model class that holds the last key of ``loc`` (to suggest valid keys)."""
+    cls: type[BaseModel] = RunConfig
+    node: Any = raw
+    for part in loc[:-1]:
+        if part in _METHODS:  # discriminated-union tag in the location
+            cls = _METHODS[str(part)]
+            continue
+        field = cls.model_fields.get(str(part))
+        if field is None:
+            return None
+        node = node.get(part, {}) if isinstance(node, dict) else {}
+        ann = field.annotation
+        if str(part) == "method":
+            name = node.get("name", "lora") if isinstance(node, dict) else "lora"
+            cls = _METHODS.get(str(name), LoraMethod)
+            continue
+        candidates = [a for a in typing.get_args(ann) or (ann,) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not candidates:
+            return None
+        cls = candidates[0]
+    return cls
+
+
+def _describe(err: dict[str, Any], raw: dict[str, Any], source: str) -> str:
+    loc = tuple(err["loc"])
+    where = ".".join(str(p) for p in loc if p not in _METHODS) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        section = _section_at(loc, raw)
+        valid = sorted(f.alias or name for name, f in section.model_fields.items()) if section else []
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        parent = ".".join(str(p) for p in loc[:-1] if p not in _METHODS) or "the top level"
+        return f"{source}: unknown key '{where}' in {parent}.{hint} Valid keys there: {', '.join(valid)}."
+    if err["type"] == "missing":
+        return f"{source}: required key '{where}' is missing."
+    return f"{source}: '{where}': {err['msg']} (got {err.get('input')!r})."
+
+
+def validate_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    """Build a RunConfig from plain data; errors become one ConfigError with a line per problem."""
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(e, raw, source) for e in exc.errors()]  # type: ignore[arg-type]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read ``path`` (YAML), apply overrides, resolve data paths relative to the file, and validate."""
+    path = Path(path)
+    raw = apply_overrides(read_yaml(path), overrides or [])
+    _resolve_paths(raw, path.parent.resolve())
+    return validate_config(raw, source=str(path))
+
+
+def dump_config(config: RunConfig) -> str:
+    """The resolved config as YAML, with every default filled in (what the run directory records)."""
+    return yaml.safe_dump(config.model_dump(mode="json", by_alias=True), sort_keys=False, allow_unicode=True)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def preset_path(name: str) -> Path:
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        close = difflib.get_close_matches(name, preset_names(), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"No preset named '{name}'.{hint} Presets: {', '.join(preset_names())}.")
+    return path

@@ -1,0 +1,218 @@
+"""The run config: one pydantic schema with a section per stage.
+
+Every field carries a description (``tunesmith config show`` prints them) and unknown keys are errors
+(``extra="forbid"``); :mod:`tunesmith.config.load` turns pydantic's errors into messages that name the
+key, where it is, and the closest valid key.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+# ---------------------------------------------------------------- stage 1: data
+
+
+class TaskConfig(Section):
+    """How labelled rows become training text."""
+
+    as_: Literal["instruction"] = Field(
+        "instruction",
+        alias="as",
+        description="Cast classification rows as instructions (prompt -> label word) for a causal LM.",
+    )
+    template: str = Field(
+        "sentiment",
+        description="A shipped template name (data/templates/<name>.jinja) or a path to a Jinja file that "
+        "renders the prompt from the row's fields (text, labels, and any column).",
+    )
+
+
+class CleanConfig(Section):
+    """Cleaning steps, each a pure function that reports why it drops or changes a row."""
+
+    normalize: Literal["nfc", "nfkc", "none"] = Field("nfc", description="Unicode normalisation form.")
+    strip_control: bool = Field(True, description="Remove control and zero-width characters, collapse whitespace.")
+    dedup: Literal["exact", "none"] = Field(
+        "exact", description="Drop rows whose normalised text repeats an earlier row (kept: the first)."
+    )
+    min_chars: int = Field(1, ge=0, description="Reject rows whose text is shorter than this after cleaning.")
+
+
+class SplitConfig(Section):
+    """How validation and test splits are made when no file is given for them."""
+
+    validation: float = Field(0.1, ge=0, lt=1, description="Fraction of train held out for validation.")
+    test: float = Field(0.1, ge=0, lt=1, description="Fraction of train held out for test (if no test file).")
+    stratify: list[str] = Field(["label"], description="Fields to stratify by (label and/or group columns).")
+    remove_leaks: bool = Field(
+        True,
+        description="Remove validation/test rows whose normalised text also occurs in train, so scores are "
+        "not memorisation (each removal is written to rejects.jsonl).",
+    )
+
+
+class DataConfig(Section):
+    """Stage 1: where the data is and how to prepare it."""
+
+    train: str = Field(..., description="Training file (jsonl, json, csv, tsv, txt), relative to the config.")
+    validation: str | None = Field(None, description="Optional validation file; otherwise split from train.")
+    test: str | None = Field(None, description="Optional test file; otherwise split from train.")
+    format: Literal["classification", "instruction", "text"] = Field(
+        "classification", description="Record kind of the rows."
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Map from tunesmith field (text, label, instruction, input, output) to your column name.",
+    )
+    labels: list[str] | None = Field(None, description="The label set; inferred from train when omitted.")
+    groups: list[str] = Field(
+        default_factory=list, description="Group columns (language, dialect, ...) carried to evaluation."
+    )
+    max_rows: dict[str, int] = Field(
+        default_factory=dict, description="Cap rows per split after cleaning (e.g. {train: 2000}); seeded sample."
+    )
+    task: TaskConfig = Field(default_factory=TaskConfig, description="How rows become training text.")
+    clean: CleanConfig = Field(default_factory=CleanConfig, description="Cleaning steps.")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="Splitting and leak removal.")
+
+
+# ---------------------------------------------------------------- stage 2: model and method
+
+
+class ModelConfig(Section):
+    """Stage 2: the base model."""
+
+    base: str = Field(
+        "smollm2-135m-instruct",
+        description="An embedded model name (see `tunesmith models`), a local HF model dir, a .gguf file, "
+        "or a hub id (needs network).",
+    )
+    gguf_file: str | None = Field(None, description="File name inside `base` when it is a dir holding a GGUF.")
+    chat_template: str | None = Field(
+        None, description="Override the tokenizer's chat template with this Jinja file (path)."
+    )
+
+
+class LoraMethod(Section):
+    """Low-rank adapters (Hu et al. 2021) through PEFT."""
+
+    name: Literal["lora"] = "lora"
+    r: int = Field(16, ge=1, description="Rank of the update matrices.")
+    alpha: float = Field(32, gt=0, description="Scaling numerator: the update is scaled by alpha / r.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter input.")
+    targets: str | list[str] = Field(
+        "all-linear", description="'all-linear' or a list of module names (q_proj, v_proj, ...)."
+    )
+    last_n_layers: int | None = Field(
+        None,
+        ge=1,
+        description="Put adapters only in the last N transformer blocks (null: all). Backward then stops at "
+        "the first adapted block, so a step costs far less; the classic 'tune the top layers' with LoRA.",
+    )
+
+
+class FullMethod(Section):
+    """Every parameter trains."""
+
+    name: Literal["full"] = "full"
+
+
+class FreezeMethod(Section):
+    """Train only the last N transformer blocks (and the final norm); everything else is frozen."""
+
+    name: Literal["freeze"] = "freeze"
+    last_n_layers: int = Field(2, ge=1, description="How many of the last blocks train.")
+    train_head: bool = Field(False, description="Also train the LM head / tied embeddings (large for big vocabs).")
+
+
+MethodConfig = Annotated[LoraMethod | FullMethod | FreezeMethod, Field(discriminator="name")]
+
+
+# ---------------------------------------------------------------- stages 3-4: environment and training
+
+
+class TrainConfig(Section):
+    """Stages 3-4: environment and the training loop."""
+
+    objective: Literal["sft"] = Field("sft", description="Training objective.")
+    epochs: float = Field(1.0, gt=0, description="Passes over the training split (fractions allowed).")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    lr: float = Field(2e-4, gt=0, description="Peak learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay (never applied to norms and biases).")
+    scheduler: Literal["cosine", "linear", "constant"] = Field("cosine", description="LR schedule after warmup.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Fraction of steps spent warming up.")
+    batch_tokens: int = Field(4096, ge=16, description="Token budget of one micro-batch (padding included).")
+    max_batch_size: int = Field(64, ge=1, description="Most examples in one micro-batch.")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    max_length: int = Field(512, ge=8, description="Examples longer than this (in tokens) are rejected.")
+    loss_on: Literal["completion", "all"] = Field(
+        "completion", description="Compute the loss on completion (assistant) tokens only, or on all tokens."
+    )
+    class_weights: Literal["none", "balanced"] = Field(
+        "none",
+        description="'balanced' weights each classification example by N / (classes x count of its label), so "
+        "rare labels are not drowned by the majority (macro-F1 rewards this); validation uses the same weights.",
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="'auto' uses bf16 autocast where the hardware runs it fast (AMX CPUs, CUDA), else fp32."
+    )
+    clip_grad: float | None = Field(1.0, gt=0, description="Max gradient norm; null disables clipping.")
+    eval_every: int = Field(0, ge=0, description="Validate every N optimizer steps (0: once per epoch).")
+    save_every: int = Field(0, ge=0, description="Checkpoint every N optimizer steps (0: once per epoch).")
+    keep_last: int = Field(2, ge=1, description="Checkpoints kept besides the best.")
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: all cores).")
+    log_every: int = Field(5, ge=1, description="Write metrics every N optimizer steps.")
+
+
+# ---------------------------------------------------------------- stage 5: evaluation
+
+
+class EvalConfig(Section):
+    """Stage 5: evaluation of the tuned model against the base model."""
+
+    baselines: list[Literal["zero-shot"]] = Field(
+        ["zero-shot"], description="Prompting baselines of the base model evaluated on the same test rows."
+    )
+    split: Literal["test", "validation"] = Field("test", description="Which prepared split to score.")
+    batch_tokens: int = Field(8192, ge=16, description="Token budget of one scoring forward pass.")
+    max_rows: int | None = Field(None, ge=1, description="Score at most this many rows (seeded sample).")
+    groups: list[str] = Field(default_factory=list, description="Break metrics down by these group columns.")
+
+
+# ---------------------------------------------------------------- the whole run
+
+
+class RunConfig(Section):
+    """A whole run: stages 1-5, recorded in runs/<name>/."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Run name; the run dir is named so.")
+    seed: int = Field(0, description="Seed for splits, sampling, initialisation and data order.")
+    output_dir: str = Field("runs", description="Parent folder of run directories.")
+    data: DataConfig = Field(..., description="Stage 1: dataset preparation.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="Stage 2: base model.")
+    method: MethodConfig = Field(default_factory=LoraMethod, description="Stage 2: tuning method.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Stages 3-4: training.")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="Stage 5: evaluation.")
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method_defaults_to_lora(cls, value: object) -> object:
+        if isinstance(value, dict) and "name" not in value:
+            return {"name": "lora", **value}
+        return value
+
+    @model_validator(mode="after")
+    def _groups_are_columns(self) -> RunConfig:
+        unknown = [g for g in self.eval.groups if g not in self.data.groups]
+        if unknown:
+            raise ValueError(f"eval.groups {unknown} must also be listed in data.groups {self.data.groups}")
+        return self

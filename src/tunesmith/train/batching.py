@@ -1,0 +1,71 @@
+"""Token-budget batches of similar-length examples, and their collation.
+
+Examples are grouped by length so a padded batch wastes little, and each batch holds at most
+``batch_tokens`` tokens (padding included), so batch shapes stay in a narrow band and memory is bounded
+by the budget rather than by the longest example times a fixed batch size.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from tunesmith.train.losses import IGNORE_INDEX
+
+
+def token_budget_batches(
+    lengths: Sequence[int], batch_tokens: int, max_batch_size: int, seed: int | None = None
+) -> list[list[int]]:
+    """Index lists, each a batch whose ``len(batch) * max_len`` fits ``batch_tokens``.
+
+    Sorting by length then cutting keeps padding low; with a ``seed`` the order of batches is shuffled
+    (and ties in length are broken randomly) so that epochs differ but a seed always gives the same plan.
+    """
+    order = list(range(len(lengths)))
+    rng = random.Random(seed) if seed is not None else None
+    if rng:
+        rng.shuffle(order)
+    order.sort(key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in order:
+        longest_if = max(longest, lengths[i])
+        if current and (longest_if * (len(current) + 1) > batch_tokens or len(current) >= max_batch_size):
+            batches.append(current)
+            current, longest_if = [], lengths[i]
+        current.append(i)
+        longest = longest_if
+    if current:
+        batches.append(current)
+    if rng:
+        rng.shuffle(batches)
+    return batches
+
+
+def collate(examples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad ``input_ids``/``labels`` to the longest example; labels are ``-100`` on padding.
+
+    Examples that carry a ``weight`` (class weighting) add a ``(B,)`` ``weights`` tensor.
+    """
+    width = max(len(e["input_ids"]) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, e in enumerate(examples):
+        n = len(e["input_ids"])
+        ids[row, :n] = torch.tensor(e["input_ids"])
+        labels[row, :n] = torch.tensor(e["labels"])
+        mask[row, :n] = 1
+    batch = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    if any("weight" in e for e in examples):
+        batch["weights"] = torch.tensor([float(e.get("weight", 1.0)) for e in examples])  # type: ignore[arg-type]
+    return batch
+
+
+def labelled_tokens(batch: dict[str, torch.Tensor]) -> int:
+    """Positions that carry a loss after the causal shift."""
+    return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())

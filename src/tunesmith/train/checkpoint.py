@@ -1,0 +1,105 @@
+"""Checkpoints: trainable weights, optimizer, scheduler, RNG states and data position, written atomically.
+
+Layout of ``checkpoints/step-<k>/``: ``trainable.safetensors``, ``optimizer.pt``, ``scheduler.pt``,
+``rng.pt``, ``state.json`` (progress and metrics) and ``manifest.json`` (sha256 of every file). A
+checkpoint folder appears only complete: it is written under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from tunesmith.rundir import sha256_file, write_json
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(
+    root: Path, step: int, model: torch.nn.Module, optimizer: Any, scheduler: Any, state: dict[str, Any]
+) -> Path:
+    """Write ``root/step-<step>`` atomically and return its path."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:07d}"
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".step-{step:07d}."))
+    try:
+        save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save(rng_state(), tmp / "rng.pt")
+        write_json(tmp / "state.json", {**state, "step": step})
+        files = sorted(p.name for p in tmp.iterdir())
+        write_json(tmp / "manifest.json", {name: sha256_file(tmp / name) for name in files})
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def verify(path: Path) -> bool:
+    """Every file listed in the manifest exists with its recorded sha256."""
+    manifest = path / "manifest.json"
+    if not manifest.is_file():
+        return False
+    expected = json.loads(manifest.read_text())
+    return all((path / n).is_file() and sha256_file(path / n) == h for n, h in expected.items())
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    """The newest complete, verified checkpoint under ``root``."""
+    if not root.is_dir():
+        return None
+    for path in sorted(root.glob("step-*"), reverse=True):
+        if verify(path):
+            return path
+    return None
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+    """Restore weights, optimizer, scheduler and RNG; return the saved progress state."""
+    weights = load_file(str(path / "trainable.safetensors"))
+    missing = set(weights) - {n for n, _ in model.named_parameters()}
+    if missing:
+        raise RuntimeError(f"{path}: checkpoint has parameters the model lacks: {sorted(missing)[:3]}")
+    model.load_state_dict(weights, strict=False)
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+    set_rng_state(torch.load(path / "rng.pt", weights_only=False))
+    return json.loads((path / "state.json").read_text())
+
+
+def prune(root: Path, keep_last: int, keep: set[Path]) -> None:
+    """Delete all but the newest ``keep_last`` checkpoints and those in ``keep`` (the best)."""
+    paths = sorted(root.glob("step-*"))
+    for path in paths[: max(0, len(paths) - keep_last)]:
+        if path not in keep:
+            shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,238 @@
+"""The training loop every objective shares.
+
+An objective supplies a ``loss_module``: an ``nn.Module`` whose ``forward(batch, normalizer)`` returns
+``(loss, labelled_tokens)``. The engine owns the rest: ``accelerate`` for device placement, mixed precision
+and distribution (start with ``accelerate launch`` for DDP/FSDP); token-budget batches; exact gradient
+accumulation (each micro-batch is normalised by the labelled tokens of the whole optimizer step, so 4x1
+equals 1x4); warmup + schedule; clipping; a non-finite-loss guard; validation; atomic checkpoints with
+resume; ``metrics.jsonl``; and a progress bar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tunesmith.config.schema import TrainConfig
+from tunesmith.errors import TrainingError
+from tunesmith.train import checkpoint as ckpt
+from tunesmith.train.batching import collate, labelled_tokens, token_budget_batches
+from tunesmith.train.optim import build_optimizer, build_scheduler
+
+Example = dict[str, list[int]]
+
+
+@dataclass
+class TrainState:
+    """Progress that a checkpoint restores: where in which epoch, and the best validation so far."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_index: int = 0
+    tokens_seen: int = 0
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class FitResult:
+    state: TrainState
+    steps: int
+    seconds: float
+    tokens_per_s: float
+    final_train_loss: float | None
+    best_checkpoint: str | None
+
+
+class MetricsLog:
+    """Appends one JSON object per line to ``metrics.jsonl`` (flushed, so a kill loses at most a line)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = path.open("a", encoding="utf-8")
+
+    def write(self, **values: Any) -> None:
+        self._fh.write(json.dumps(values) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def plan_epoch(lengths: Sequence[int], config: TrainConfig, seed: int, epoch: int) -> list[list[int]]:
+    return token_budget_batches(lengths, config.batch_tokens, config.max_batch_size, seed=seed * 1000 + epoch)
+
+
+def total_steps(n_batches: int, config: TrainConfig) -> int:
+    per_epoch = math.ceil(n_batches / config.grad_accum)
+    steps = max(1, math.ceil(per_epoch * config.epochs))
+    return min(steps, config.max_steps) if config.max_steps else steps
+
+
+def evaluate_loss(loss_module: torch.nn.Module, examples: Sequence[Example], config: TrainConfig, pad_id: int,
+                  accelerator: Any) -> float:
+    """Token-weighted mean loss over ``examples`` (no gradients)."""
+    loss_module.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for idx in token_budget_batches([len(e["input_ids"]) for e in examples], config.batch_tokens,
+                                        config.max_batch_size):
+            batch = {k: v.to(accelerator.device) for k, v in collate([examples[i] for i in idx], pad_id).items()}
+            n = labelled_tokens(batch)
+            if n == 0:
+                continue
+            with accelerator.autocast():
+                loss, _ = loss_module(batch, normalizer=1.0)
+            total += float(loss)
+            count += n
+    loss_module.train()
+    return total / max(count, 1)
+
+
+def fit(
+    loss_module: torch.nn.Module,
+    train_examples: Sequence[Example],
+    config: TrainConfig,
+    *,
+    pad_id: int,
+    seed: int,
+    precision: str,
+    checkpoint_dir: Path,
+    metrics_path: Path,
+    val_examples: Sequence[Example] = (),
+    resume: bool = False,
+    progress: Any = None,
+    on_best: Callable[[int], None] | None = None,
+    halt_after: int | None = None,
+) -> FitResult:
+    """Train ``loss_module`` on ``train_examples``; see the module docstring for what the loop does.
+
+    ``halt_after`` stops after that optimizer step without a final checkpoint or validation, exactly as a
+    kill would (the schedule still spans the whole run); the resume tests use it.
+    """
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no", cpu=not torch.cuda.is_available())
+    lengths = [len(e["input_ids"]) for e in train_examples]
+    n_steps = total_steps(len(plan_epoch(lengths, config, seed, 0)), config)
+    optimizer = build_optimizer(loss_module, config)
+    scheduler = build_scheduler(optimizer, config, n_steps)
+    loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
+    state = TrainState()
+    if resume and (last := ckpt.latest_checkpoint(checkpoint_dir)) is not None:
+        saved = ckpt.load_checkpoint(last, accelerator.unwrap_model(loss_module), optimizer, scheduler)
+        state = TrainState(**{k: v for k, v in saved.items() if k in TrainState.__dataclass_fields__})
+    log = MetricsLog(metrics_path)
+    task = progress.add_task("training", total=n_steps, completed=state.step, info="") if progress else None
+    loss_module.train()
+    start, window_tokens, window_start = time.perf_counter(), 0, time.perf_counter()
+    last_loss: float | None = None
+    last_ckpt: Path | None = ckpt.latest_checkpoint(checkpoint_dir)
+    best_path: Path | None = checkpoint_dir / f"step-{state.best_step:07d}" if state.best_step else None
+    steps_at_start = state.step
+
+    def save(kind: str) -> Path:
+        nonlocal last_ckpt
+        last_ckpt = ckpt.save_checkpoint(checkpoint_dir, state.step, accelerator.unwrap_model(loss_module),
+                                         optimizer, scheduler, {**asdict(state), "kind": kind})
+        ckpt.prune(checkpoint_dir, config.keep_last, {best_path} if best_path else set())
+        return last_ckpt
+
+    def validate() -> None:
+        nonlocal best_path
+        if not val_examples:
+            return
+        val = evaluate_loss(loss_module, val_examples, config, pad_id, accelerator)
+        state.history.append({"step": state.step, "val_loss": val})
+        log.write(step=state.step, epoch=state.epoch, val_loss=val)
+        if state.best_val_loss is None or val < state.best_val_loss:
+            state.best_val_loss, state.best_step = val, state.step
+            best_path = save("best")
+            if on_best:
+                on_best(state.step)
+
+    while state.step < n_steps:
+        batches = plan_epoch(lengths, config, seed, state.epoch)
+        groups = [batches[i : i + config.grad_accum] for i in range(0, len(batches), config.grad_accum)]
+        for g in range(state.batch_index // config.grad_accum, len(groups)):
+            if state.step >= n_steps:
+                break
+            micro = [{k: v.to(accelerator.device) for k, v in collate([train_examples[i] for i in idx], pad_id).items()}
+                     for idx in groups[g]]
+            n_labelled = sum(labelled_tokens(b) for b in micro)
+            step_loss = 0.0
+            for j, batch in enumerate(micro):
+                sync = j == len(micro) - 1
+                with contextlib.nullcontext() if sync else accelerator.no_sync(loss_module), accelerator.autocast():
+                    loss, _ = loss_module(batch, normalizer=max(n_labelled, 1))
+                if not torch.isfinite(loss):
+                    log.write(step=state.step, error="non-finite loss")
+                    where = f"the last good checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
+                    raise TrainingError(
+                        f"Loss became {float(loss)} at optimizer step {state.step + 1} (epoch {state.epoch}); "
+                        f"{where}. Lower train.lr, enable train.clip_grad, or check the data for empty targets."
+                    )
+                accelerator.backward(loss)
+                step_loss += float(loss.detach())
+                window_tokens += int(batch["attention_mask"].sum())
+            grad_norm = None
+            if config.clip_grad:
+                grad_norm = float(accelerator.clip_grad_norm_(loss_module.parameters(), config.clip_grad))
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state.step += 1
+            state.batch_index = (g + 1) * config.grad_accum
+            state.tokens_seen += sum(int(b["attention_mask"].sum()) for b in micro)
+            last_loss = step_loss
+            if state.step % config.log_every == 0 or state.step == n_steps:
+                now = time.perf_counter()
+                tps = window_tokens / max(now - window_start, 1e-9)
+                log.write(step=state.step, epoch=state.epoch, loss=step_loss, lr=scheduler.get_last_lr()[0],
+                          grad_norm=grad_norm, tokens=state.tokens_seen, tokens_per_s=round(tps, 1),
+                          elapsed_s=round(now - start, 2))
+                window_tokens, window_start = 0, now
+                if progress:
+                    progress.update(task, info=f"loss {step_loss:.4f}  {tps:,.0f} tok/s")
+            if progress:
+                progress.update(task, completed=state.step)
+            if config.eval_every and state.step % config.eval_every == 0:
+                validate()
+            if config.save_every and state.step % config.save_every == 0:
+                save("periodic")
+            if halt_after is not None and state.step >= halt_after:
+                break
+        else:
+            state.epoch += 1
+            state.batch_index = 0
+            if not config.eval_every:
+                validate()
+            if not config.save_every:
+                save("epoch")
+            continue
+        break
+    halted = halt_after is not None and state.step >= halt_after and state.step < n_steps
+    if not halted and (last_ckpt is None or not str(last_ckpt).endswith(f"{state.step:07d}")):
+        if val_examples and (not state.history or state.history[-1]["step"] != state.step):
+            validate()
+        save("final")
+    log.close()
+    elapsed = time.perf_counter() - start
+    trained = state.step - steps_at_start
+    return FitResult(
+        state=state,
+        steps=trained,
+        seconds=elapsed,
+        tokens_per_s=state.tokens_seen / max(elapsed, 1e-9) if trained else 0.0,
+        final_train_loss=last_loss,
+        best_checkpoint=str(best_path) if best_path else None,
+    )

@@ -1,0 +1,78 @@
+"""Losses as pure functions of tensors. Each has a unit test against a reference.
+
+Shapes: ``B`` batch, ``T`` sequence length, ``H`` hidden size, ``V`` vocabulary, ``N`` labelled positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+IGNORE_INDEX = -100
+
+
+def _chunk_ce_sum(
+    head: Callable[[torch.Tensor], torch.Tensor], hidden: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    return (F.cross_entropy(head(hidden).float(), targets, reduction="none") * weights).sum()
+
+
+def labelled_lm_loss(
+    hidden: torch.Tensor,
+    labels: torch.Tensor,
+    head: Callable[[torch.Tensor], torch.Tensor],
+    normalizer: float | torch.Tensor | None = None,
+    chunk_size: int = 2048,
+    weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, int]:
+    """Next-token cross-entropy computed only where a label exists, without materialising full logits.
+
+    The LM head runs on the ``N`` labelled positions only, in chunks of ``chunk_size`` rows; when gradients
+    are needed each chunk is checkpointed, so at most one ``(chunk_size, V)`` logits block is alive at a
+    time. For SmolLM2 (V = 49,152) a 4 x 512 batch would otherwise hold 400 MB of fp32 logits per copy.
+
+    Args:
+        hidden: ``(B, T, H)`` final hidden states (after the last norm).
+        labels: ``(B, T)`` token ids; ``-100`` marks positions without loss. Position ``t`` of ``hidden``
+            predicts ``labels[:, t + 1]`` (the usual causal shift).
+        head: the LM head, ``(N, H) -> (N, V)`` (a module, so LoRA on the head still applies).
+        normalizer: divide the summed loss by this (default: ``N``); pass the labelled-token count of the
+            whole optimizer step to make gradient accumulation exact.
+        chunk_size: rows of the head computed at once.
+        weights: optional ``(B,)`` per-example weights (e.g. inverse class frequency); each labelled token
+            of row ``b`` counts ``weights[b]`` times. The normaliser still counts tokens, so weights that
+            average 1 keep the loss scale.
+
+    Returns:
+        ``(loss, N)``: the scalar loss and the number of labelled positions in this batch.
+    """
+    targets = labels[:, 1:]
+    mask = targets != IGNORE_INDEX
+    selected = hidden[:, :-1][mask]  # (N, H)
+    token_weights = (
+        weights.to(torch.float32)[:, None].expand_as(mask)[mask]
+        if weights is not None
+        else torch.ones(mask.sum(), dtype=torch.float32, device=hidden.device)
+    )  # (N,)
+    targets = targets[mask]  # (N,)
+    n = int(targets.numel())
+    if n == 0:
+        return hidden.sum() * 0.0, 0
+    total = hidden.new_zeros((), dtype=torch.float32)
+    need_grad = torch.is_grad_enabled()
+    for start in range(0, n, chunk_size):
+        end = start + chunk_size
+        h, y, w = selected[start:end], targets[start:end], token_weights[start:end]
+        if need_grad and n > chunk_size:
+            total = total + checkpoint(_chunk_ce_sum, head, h, y, w, use_reentrant=False)
+        else:
+            total = total + _chunk_ce_sum(head, h, y, w)
+    return total / (n if normalizer is None else normalizer), n
+
+
+def token_log_probs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Log-probability of each target token: ``(..., V)`` logits and ``(...)`` ids -> ``(...)``."""
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)

@@ -1,0 +1,15 @@
+"""Dispatch ``train.objective`` to its recipe (one line per objective)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunesmith.config.schema import RunConfig
+from tunesmith.rundir import RunDir
+from tunesmith.train.sft.recipe import train_sft
+
+RECIPES = {"sft": train_sft}
+
+
+def train(config: RunConfig, run: RunDir, resume: bool = False, progress: Any = None) -> dict[str, Any]:
+    return RECIPES[config.train.objective](config, run, resume=resume, progress=progress)

@@ -1,0 +1,1 @@
+"""Supervised fine-tuning / instruction tuning on prompt-completion examples."""

@@ -1,0 +1,35 @@
+"""The SFT loss module: decoder forward, then the LM head only where labels are."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from tunesmith.train.losses import labelled_lm_loss
+
+
+def causal_parts(model: Any) -> tuple[Any, Any]:
+    """(decoder, lm_head) of a causal LM, looking through a PEFT wrapper."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_decoder(), base.get_output_embeddings()
+
+
+class CausalLMLoss(torch.nn.Module):
+    """``forward(batch, normalizer) -> (loss, labelled_tokens)`` for any causal LM (optionally PEFT-wrapped).
+
+    Running the decoder and the head separately lets the head see only labelled positions; LoRA layers
+    live inside the decoder's modules, so they apply as usual.
+    """
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor], normalizer: float | None = None) -> tuple[torch.Tensor, int]:
+        decoder, head = causal_parts(self.model)
+        mask = batch["attention_mask"]
+        hidden = decoder(
+            input_ids=batch["input_ids"], attention_mask=None if bool(mask.all()) else mask, use_cache=False
+        ).last_hidden_state
+        return labelled_lm_loss(hidden, batch["labels"], head, normalizer, weights=batch.get("weights"))

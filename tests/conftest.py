@@ -1,0 +1,67 @@
+"""Shared fixtures: a tiny random Llama with the tiny tokenizer from tests/assets, and tiny data files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ASSETS = Path(__file__).parent / "assets"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    return ASSETS
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tunesmith.models.tiny import build_tiny_causal_lm
+
+    return build_tiny_causal_lm(ASSETS / "tiny-tokenizer", tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir: Path):
+    from tunesmith.models.load import load_model
+
+    return load_model(str(tiny_model_dir))
+
+
+def write_config(path: Path, model_dir: Path, **sections: dict) -> Path:
+    """A small run config for the tiny model and the pcm test slice, with per-section overrides."""
+    import yaml
+
+    config = {
+        "name": "tiny",
+        "seed": 0,
+        "output_dir": str(path.parent / "runs"),
+        "data": {
+            "train": str(ASSETS / "pcm_train.tsv"),
+            "test": str(ASSETS / "pcm_test.tsv"),
+            "format": "classification",
+            "columns": {"text": "tweet", "label": "label"},
+            "split": {"validation": 0.1},
+        },
+        "model": {"base": str(model_dir)},
+        "method": {"name": "lora", "r": 4, "alpha": 8},
+        "train": {"epochs": 2, "lr": 1e-2, "batch_tokens": 1024, "precision": "fp32", "log_every": 1},
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, tiny_model_dir: Path):
+    def make(**sections: dict) -> Path:
+        return write_config(tmp_path / "config.yaml", tiny_model_dir, **sections)
+
+    return make

@@ -1,0 +1,89 @@
+"""`tunesmith` end to end through the CLI on a tiny model and tiny data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tunesmith.cli.main import main
+
+pytestmark = pytest.mark.integration
+
+
+def test_run_writes_every_artifact_and_adapter_loads_with_plain_peft(make_config, tiny_model_dir: Path) -> None:
+    config = make_config()
+    assert main(["run", str(config)]) == 0
+    run = Path(yaml.safe_load(config.read_text())["output_dir"]) / "tiny"
+    for name in ("config.yaml", "env.json", "metrics.jsonl", "train.json", "data/manifest.json", "data/rejects.jsonl",
+                 "data/train.jsonl", "data/validation.jsonl", "data/test.jsonl", "eval/report.json", "eval/report.md",
+                 "eval/predictions.jsonl", "adapter/adapter_config.json", "adapter/adapter_model.safetensors"):
+        assert (run / name).is_file(), name
+    assert list((run / "checkpoints").glob("step-*/manifest.json"))
+    env = json.loads((run / "env.json").read_text())
+    assert env["seed"] == 0 and env["packages"]["torch"] and env["precision"] == "fp32"
+    report = json.loads((run / "eval" / "report.json").read_text())
+    assert set(report["models"]) == {"base zero-shot", "tuned (lora)"}
+    assert report["rows"] == json.loads((run / "data" / "manifest.json").read_text())["splits"]["test"]["rows"]
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("val_loss" in m for m in metrics) and any("loss" in m for m in metrics)
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tuned = PeftModel.from_pretrained(base, run / "adapter")
+    assert any("lora_A" in n for n, _ in tuned.named_parameters())
+
+    # the same run dir again: refused, then resumed (skips finished stages), then overwritten
+    assert main(["run", str(config)]) == 2
+    assert main(["run", str(config), "--resume"]) == 0
+    assert main(["eval", str(run)]) == 0
+
+
+def test_prepare_train_eval_as_separate_commands(make_config) -> None:
+    config = make_config(method={"name": "freeze", "last_n_layers": 1}, name="split-steps")
+    run = Path(yaml.safe_load(config.read_text())["output_dir"]) / "split-steps"
+    assert main(["data", "prepare", str(config)]) == 0
+    assert (run / "data" / "manifest.json").is_file() and not (run / "model").exists()
+    assert main(["train", str(run), "--set", "train.epochs=1"]) == 0
+    assert (run / "model" / "config.json").is_file()
+    assert main(["train", str(run)]) == 2  # checkpoints exist: needs --resume or --overwrite
+    assert main(["eval", str(run)]) == 0
+    assert "tuned (freeze)" in json.loads((run / "eval" / "report.json").read_text())["models"]
+
+
+def test_config_commands(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "mine.yaml"
+    assert main(["config", "eject", "sentiment-lora", str(out)]) == 0
+    assert out.is_file()
+    assert main(["config", "eject", "sentiment-lora", str(out)]) == 2  # exists
+    assert main(["config", "show", str(out), "--set", "train.lr=0.001"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out.split("\n", 1)[1])
+    assert shown["train"]["lr"] == 0.001 and shown["train"]["warmup_ratio"] == 0.05
+    assert main(["models"]) == 0
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tunesmith.cli.main", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("sections", "expected"),
+    [
+        ({"train": {"lrr": 0.1}}, "Did you mean 'lr'"),
+        ({"data": {"train": "/no/such/file.tsv"}}, "Data file not found: /no/such/file.tsv"),
+        ({"model": {"base": "smollm-135"}}, "Unknown model 'smollm-135'"),
+    ],
+    ids=["typo", "missing-data", "unknown-model"],
+)
+def test_bad_input_gives_one_paragraph_and_exit_2(make_config, sections, expected) -> None:
+    result = _cli("run", str(make_config(**sections)))
+    assert result.returncode == 2
+    assert expected in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr + result.stdout

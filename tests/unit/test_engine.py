@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tunesmith.config.schema import LoraMethod, TrainConfig
+from tunesmith.data.format import tokenize_example
+from tunesmith.errors import TrainingError
+from tunesmith.models.load import load_model
+from tunesmith.train import checkpoint as ckpt
+from tunesmith.train.engine import fit
+from tunesmith.train.sft.loss import CausalLMLoss
+
+
+def _examples(tok, n: int = 12) -> list[dict[str, list[int]]]:
+    words = ["good", "bad", "so so", "wahala", "sweet"]
+    return [tokenize_example({"prompt": f"tweet {words[i % 5]} {i}", "completion": ["positive", "negative"][i % 2]},
+                             tok, "completion") for i in range(n)]
+
+
+def _fresh(model_dir: Path):
+    from tunesmith.adapters import lora
+
+    torch.manual_seed(0)
+    model, tok = load_model(str(model_dir))
+    return lora.apply(model, LoraMethod(r=4, alpha=8)), tok
+
+
+def _run(model_dir: Path, tmp: Path, config: TrainConfig, resume: bool = False, model=None, halt_after=None):
+    model, tok = model if model is not None else _fresh(model_dir)
+    result = fit(CausalLMLoss(model), _examples(tok), config, pad_id=tok.pad_token_id, seed=0, precision="fp32",
+                 checkpoint_dir=tmp / "ck", metrics_path=tmp / "metrics.jsonl", resume=resume, halt_after=halt_after)
+    return model, result
+
+
+def _trainable(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_training_lowers_loss_and_changes_only_adapter_weights(tiny_model_dir: Path, tmp_path: Path) -> None:
+    model, tok = _fresh(tiny_model_dir)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    batch = __import__("tunesmith.train.batching", fromlist=["collate"]).collate(_examples(tok), tok.pad_token_id)
+    before = float(CausalLMLoss(model)(batch)[0])
+    config = TrainConfig(epochs=8, lr=2e-2, batch_tokens=512, max_batch_size=3, precision="fp32", warmup_ratio=0)
+    _run(tiny_model_dir, tmp_path, config, model=(model, tok))
+    after = float(CausalLMLoss(model)(batch)[0])
+    assert after < before * 0.8
+    for n, p in model.named_parameters():
+        if not p.requires_grad:
+            assert torch.equal(p, frozen[n]), n
+
+
+def test_resume_continues_exactly(tiny_model_dir: Path, tmp_path: Path) -> None:
+    config = TrainConfig(epochs=2, lr=1e-2, batch_tokens=256, max_batch_size=3, precision="fp32", save_every=2,
+                         keep_last=10)
+    straight, r1 = _run(tiny_model_dir, tmp_path / "a", config)
+    # a run killed after step 7 (its last checkpoint is step 6, mid-epoch), then resumed with a fresh model
+    _, killed = _run(tiny_model_dir, tmp_path / "b", config, halt_after=7)
+    assert killed.state.step == 7 and r1.state.step == 8
+    resumed, r2 = _run(tiny_model_dir, tmp_path / "b", config, resume=True)
+    assert r2.state.step == r1.state.step and r2.steps == 2
+    for (n, a), b in zip(_trainable(straight).items(), _trainable(resumed).values(), strict=True):
+        torch.testing.assert_close(a, b, msg=n)
+
+
+def test_grad_accumulation_equals_bigger_batch(tiny_model_dir: Path, tmp_path: Path) -> None:
+    base = {"epochs": 1, "lr": 1e-2, "precision": "fp32", "max_steps": 1, "warmup_ratio": 0, "clip_grad": None}
+    # 4 micro-batches of 3 examples, accumulated, versus one batch of 12 examples
+    small, _ = _run(tiny_model_dir, tmp_path / "a", TrainConfig(**base, batch_tokens=10_000, max_batch_size=3, grad_accum=4))
+    big, _ = _run(tiny_model_dir, tmp_path / "b", TrainConfig(**base, batch_tokens=10_000, max_batch_size=12))
+    for (n, a), b in zip(_trainable(small).items(), _trainable(big).values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=n)
+
+
+def test_non_finite_loss_stops_with_step_and_checkpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
+    model, tok = _fresh(tiny_model_dir)
+    for n, p in model.named_parameters():
+        if "lora_B" in n:
+            with torch.no_grad():
+                p.fill_(float("nan"))
+            break
+    with pytest.raises(TrainingError, match="optimizer step 1.*no checkpoint"):
+        _run(tiny_model_dir, tmp_path, TrainConfig(precision="fp32"), model=(model, tok))
+
+
+def test_checkpoints_are_verified_and_pruned(tiny_model_dir: Path, tmp_path: Path) -> None:
+    config = TrainConfig(epochs=3, lr=1e-2, batch_tokens=256, precision="fp32", save_every=1, keep_last=2)
+    _run(tiny_model_dir, tmp_path, config)
+    kept = sorted((tmp_path / "ck").glob("step-*"))
+    assert len(kept) == 2 and all(ckpt.verify(p) for p in kept)
+    (kept[-1] / "trainable.safetensors").write_bytes(b"corrupt")
+    assert ckpt.latest_checkpoint(tmp_path / "ck") == kept[0]  # a corrupted checkpoint is skipped

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tunesmith.data.format import chat_prompt_text, encode
+from tunesmith.eval.metrics import by_group, classification_metrics
+from tunesmith.eval.scoring import label_continuations, predict, score_labels
+
+
+def test_metrics_by_hand() -> None:
+    gold = ["a", "a", "b", "b", "c"]
+    pred = ["a", "b", "b", "b", "a"]
+    m = classification_metrics(gold, pred, ["a", "b", "c"])
+    assert m["accuracy"] == pytest.approx(3 / 5)
+    # F1: a = 2*0.5*0.5/1 = 0.5; b = 2*(2/3)*1/(5/3) = 0.8; c = 0 -> macro 1.3/3
+    assert m["macro_f1"] == pytest.approx(1.3 / 3)
+    assert m["per_label"]["c"]["support"] == 1 and m["predicted_counts"]["c"] == 0
+    assert m["confusion"]["matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+
+
+def test_metrics_by_group() -> None:
+    out = by_group(["a", "b", "a"], ["a", "a", "a"], [{"lang": "x"}, {"lang": "y"}, {"lang": "x"}], ["lang"], ["a", "b"])
+    assert out["lang"]["x"]["accuracy"] == 1.0 and out["lang"]["y"]["accuracy"] == 0.0
+
+
+def _reference_scores(model, tok, prompt: str, labels: list[str]) -> dict[str, float]:
+    """Score each label by a plain full forward pass of prompt + label tokens."""
+    conts = label_continuations(tok, labels)
+    out = {}
+    for lab in labels:
+        p = encode(tok, chat_prompt_text(tok, prompt))
+        ids = torch.tensor([p + conts[lab]])
+        logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
+        out[lab] = sum(float(logp[len(p) - 1 + k, t]) for k, t in enumerate(conts[lab]))
+    return out
+
+
+def test_multi_token_label_scores_match_a_plain_forward(tiny_model) -> None:
+    model, tok = tiny_model
+    labels = ["negative", "neutral", "positive"]
+    assert any(len(c) > 1 for c in label_continuations(tok, labels).values())  # exercises the pairwise path
+    prompts = ["tweet one", "a much longer tweet with many words in it", "x"]
+    scores = score_labels(model, tok, prompts, labels, batch_tokens=64)
+    for p, s in zip(prompts, scores, strict=True):
+        ref = _reference_scores(model, tok, p, labels)
+        for lab in labels:
+            assert s[lab] == pytest.approx(ref[lab], abs=1e-4)
+    assert predict(scores) == [max(s, key=s.get) for s in scores]
+
+
+def test_single_token_labels_share_one_forward(tiny_model) -> None:
+    model, tok = tiny_model
+    labels = [t for t in ["a", "b", "c", "d", "e", "f"] if len(label_continuations(tok, [t])[t]) == 1][:3]
+    assert len(labels) == 3
+    prompts = ["first", "second prompt here"]
+    scores = score_labels(model, tok, prompts, labels)
+    for p, s in zip(prompts, scores, strict=True):
+        ref = _reference_scores(model, tok, p, labels)
+        for lab in labels:
+            assert s[lab] == pytest.approx(ref[lab], abs=1e-4)

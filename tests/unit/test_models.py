@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tunesmith.errors import ModelError
+from tunesmith.models.load import describe_embedded, load_model, registry, resolve
+
+
+def test_unknown_model_names_offline_alternatives() -> None:
+    with pytest.raises(ModelError) as err:
+        resolve("smollm-135m")
+    msg = str(err.value)
+    assert "Did you mean 'smollm2-135m-instruct'" in msg and "all-minilm-l6-v2" in msg
+
+
+def test_directory_without_model_files(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not a model directory"):
+        resolve(str(tmp_path))
+
+
+def test_hub_id_without_network_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="offline"):
+        load_model("nobody-here/no-such-model-xyz")
+
+
+def test_local_dir_loads_with_chat_template(tiny_model_dir: Path) -> None:
+    model, tok = load_model(str(tiny_model_dir))
+    assert tok.pad_token_id is not None and tok.chat_template
+    assert model.config.num_hidden_layers == 2
+
+
+def test_fallback_chat_template_when_tokenizer_has_none(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, copy)
+    (copy / "chat_template.jinja").unlink(missing_ok=True)
+    _, tok = load_model(str(copy))
+    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    assert "### Instruction:" in text and text.endswith("### Response:\n")
+
+
+def test_registry_lists_both_embedded_models() -> None:
+    assert set(registry()) == {"smollm2-135m-instruct", "all-minilm-l6-v2"}
+    assert {r["name"] for r in describe_embedded()} == set(registry())
