@@ -51,7 +51,7 @@ def write_config(path: Path, model_dir: Path, **sections: dict) -> Path:
         "train": {"epochs": 2, "lr": 1e-2, "batch_tokens": 1024, "precision": "fp32", "log_every": 1},
     }
     for key, value in sections.items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
+        if key != "method" and isinstance(value, dict) and isinstance(config.get(key), dict):
             config[key] = {**config[key], **value}
         else:
             config[key] = value

@@ -19,9 +19,22 @@ def test_run_writes_every_artifact_and_adapter_loads_with_plain_peft(make_config
     config = make_config()
     assert main(["run", str(config)]) == 0
     run = Path(yaml.safe_load(config.read_text())["output_dir"]) / "tiny"
-    for name in ("config.yaml", "env.json", "metrics.jsonl", "train.json", "data/manifest.json", "data/rejects.jsonl",
-                 "data/train.jsonl", "data/validation.jsonl", "data/test.jsonl", "eval/report.json", "eval/report.md",
-                 "eval/predictions.jsonl", "adapter/adapter_config.json", "adapter/adapter_model.safetensors"):
+    for name in (
+        "config.yaml",
+        "env.json",
+        "metrics.jsonl",
+        "train.json",
+        "data/manifest.json",
+        "data/rejects.jsonl",
+        "data/train.jsonl",
+        "data/validation.jsonl",
+        "data/test.jsonl",
+        "eval/report.json",
+        "eval/report.md",
+        "eval/predictions.jsonl",
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+    ):
         assert (run / name).is_file(), name
     assert list((run / "checkpoints").glob("step-*/manifest.json"))
     env = json.loads((run / "env.json").read_text())
@@ -62,15 +75,17 @@ def test_config_commands(tmp_path: Path, capsys) -> None:
     assert main(["config", "eject", "sentiment-lora", str(out)]) == 0
     assert out.is_file()
     assert main(["config", "eject", "sentiment-lora", str(out)]) == 2  # exists
+    capsys.readouterr()
     assert main(["config", "show", str(out), "--set", "train.lr=0.001"]) == 0
-    shown = yaml.safe_load(capsys.readouterr().out.split("\n", 1)[1])
+    shown = yaml.safe_load(capsys.readouterr().out)
     assert shown["train"]["lr"] == 0.001 and shown["train"]["warmup_ratio"] == 0.05
     assert main(["models"]) == 0
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tunesmith.cli.main", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tunesmith.cli.main", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize(

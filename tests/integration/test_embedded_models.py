@@ -15,11 +15,15 @@ def test_smollm2_gguf_loads_offline_and_predicts(monkeypatch) -> None:
     model, tok = load_model("smollm2-135m-instruct")
     assert model.config.vocab_size == 49152 and model.config.num_hidden_layers == 30
     assert not hasattr(model.config, "quantization_config")
-    ids = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
-                                  add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )["input_ids"]
     with torch.no_grad():
         out = model.generate(ids, max_new_tokens=8, do_sample=False)
-    assert "Paris" in tok.decode(out[0, ids.shape[1]:])
+    assert "Paris" in tok.decode(out[0, ids.shape[1] :])
 
 
 def test_minilm_encoder_loads_offline(monkeypatch) -> None:

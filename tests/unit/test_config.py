@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from tunesmith.config.load import apply_overrides, dump_config, load_config, parse_override, preset_path, validate_config
+from tunesmith.config.load import (
+    apply_overrides,
+    dump_config,
+    load_config,
+    parse_override,
+    preset_path,
+    validate_config,
+)
 from tunesmith.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -60,7 +60,10 @@ def test_stratified_split_is_deterministic_and_stratified() -> None:
 
 
 def test_leak_removal_keeps_train_and_reports_eval_copies() -> None:
-    splits = {"train": [rec("Same text", line=1)], "test": [rec("same  TEXT", "negative", line=9), rec("new", line=10)]}
+    splits = {
+        "train": [rec("Same text", line=1)],
+        "test": [rec("same  TEXT", "negative", line=9), rec("new", line=10)],
+    }
     out, rejects = remove_leaks(splits, "classification")
     assert [r["text"] for r in out["test"]] == ["new"]
     assert len(rejects) == 1 and rejects[0].line == 9 and "also in train" in rejects[0].reason
@@ -89,12 +92,19 @@ def test_tokenize_masks_the_prompt(tiny_model) -> None:
 
 def test_prepare_writes_splits_manifest_and_every_reject(tmp_path: Path) -> None:
     train = tmp_path / "train.tsv"
-    train.write_text("tweet\tlabel\na good day\tpositive\nbad day\tnegative\nA  good day\tpositive\n\tnegative\n"
-                     "x\tneutral\nfine\tpositive\nawful\tnegative\nok\tpositive\nmeh\tnegative\n")
+    train.write_text(
+        "tweet\tlabel\na good day\tpositive\nbad day\tnegative\nA  good day\tpositive\n\tnegative\n"
+        "x\tneutral\nfine\tpositive\nawful\tnegative\nok\tpositive\nmeh\tnegative\n"
+    )
     test = tmp_path / "test.tsv"
     test.write_text("tweet\tlabel\nbad day\tnegative\nunseen\tpositive\n")
-    config = DataConfig(train=str(train), test=str(test), columns={"text": "tweet"},
-                        clean=CleanConfig(min_chars=2), split={"validation": 0.0})
+    config = DataConfig(
+        train=str(train),
+        test=str(test),
+        columns={"text": "tweet"},
+        clean=CleanConfig(min_chars=2),
+        split={"validation": 0.0},
+    )
     run = RunDir(tmp_path / "run")
     result = prepare_data(config, run, seed=0)
     manifest = json.loads(run.manifest.read_text())

@@ -16,8 +16,12 @@ from tunesmith.train.sft.loss import CausalLMLoss
 
 def _examples(tok, n: int = 12) -> list[dict[str, list[int]]]:
     words = ["good", "bad", "so so", "wahala", "sweet"]
-    return [tokenize_example({"prompt": f"tweet {words[i % 5]} {i}", "completion": ["positive", "negative"][i % 2]},
-                             tok, "completion") for i in range(n)]
+    return [
+        tokenize_example(
+            {"prompt": f"tweet {words[i % 5]} {i}", "completion": ["positive", "negative"][i % 2]}, tok, "completion"
+        )
+        for i in range(n)
+    ]
 
 
 def _fresh(model_dir: Path):
@@ -30,8 +34,18 @@ def _fresh(model_dir: Path):
 
 def _run(model_dir: Path, tmp: Path, config: TrainConfig, resume: bool = False, model=None, halt_after=None):
     model, tok = model if model is not None else _fresh(model_dir)
-    result = fit(CausalLMLoss(model), _examples(tok), config, pad_id=tok.pad_token_id, seed=0, precision="fp32",
-                 checkpoint_dir=tmp / "ck", metrics_path=tmp / "metrics.jsonl", resume=resume, halt_after=halt_after)
+    result = fit(
+        CausalLMLoss(model),
+        _examples(tok),
+        config,
+        pad_id=tok.pad_token_id,
+        seed=0,
+        precision="fp32",
+        checkpoint_dir=tmp / "ck",
+        metrics_path=tmp / "metrics.jsonl",
+        resume=resume,
+        halt_after=halt_after,
+    )
     return model, result
 
 
@@ -54,8 +68,9 @@ def test_training_lowers_loss_and_changes_only_adapter_weights(tiny_model_dir: P
 
 
 def test_resume_continues_exactly(tiny_model_dir: Path, tmp_path: Path) -> None:
-    config = TrainConfig(epochs=2, lr=1e-2, batch_tokens=256, max_batch_size=3, precision="fp32", save_every=2,
-                         keep_last=10)
+    config = TrainConfig(
+        epochs=2, lr=1e-2, batch_tokens=256, max_batch_size=3, precision="fp32", save_every=2, keep_last=10
+    )
     straight, r1 = _run(tiny_model_dir, tmp_path / "a", config)
     # a run killed after step 7 (its last checkpoint is step 6, mid-epoch), then resumed with a fresh model
     _, killed = _run(tiny_model_dir, tmp_path / "b", config, halt_after=7)
@@ -69,7 +84,9 @@ def test_resume_continues_exactly(tiny_model_dir: Path, tmp_path: Path) -> None:
 def test_grad_accumulation_equals_bigger_batch(tiny_model_dir: Path, tmp_path: Path) -> None:
     base = {"epochs": 1, "lr": 1e-2, "precision": "fp32", "max_steps": 1, "warmup_ratio": 0, "clip_grad": None}
     # 4 micro-batches of 3 examples, accumulated, versus one batch of 12 examples
-    small, _ = _run(tiny_model_dir, tmp_path / "a", TrainConfig(**base, batch_tokens=10_000, max_batch_size=3, grad_accum=4))
+    small, _ = _run(
+        tiny_model_dir, tmp_path / "a", TrainConfig(**base, batch_tokens=10_000, max_batch_size=3, grad_accum=4)
+    )
     big, _ = _run(tiny_model_dir, tmp_path / "b", TrainConfig(**base, batch_tokens=10_000, max_batch_size=12))
     for (n, a), b in zip(_trainable(small).items(), _trainable(big).values(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=n)

@@ -20,7 +20,9 @@ def test_metrics_by_hand() -> None:
 
 
 def test_metrics_by_group() -> None:
-    out = by_group(["a", "b", "a"], ["a", "a", "a"], [{"lang": "x"}, {"lang": "y"}, {"lang": "x"}], ["lang"], ["a", "b"])
+    out = by_group(
+        ["a", "b", "a"], ["a", "a", "a"], [{"lang": "x"}, {"lang": "y"}, {"lang": "x"}], ["lang"], ["a", "b"]
+    )
     assert out["lang"]["x"]["accuracy"] == 1.0 and out["lang"]["y"]["accuracy"] == 0.0
 
 
@@ -59,3 +61,19 @@ def test_single_token_labels_share_one_forward(tiny_model) -> None:
         ref = _reference_scores(model, tok, p, labels)
         for lab in labels:
             assert s[lab] == pytest.approx(ref[lab], abs=1e-4)
+
+
+def test_batch_calibration_removes_a_constant_label_preference() -> None:
+    import math
+
+    from tunesmith.eval.calibration import batch_calibrate, label_prior, normalise
+
+    # evidence favours a for row 0 and b for row 1, but a prior of +3 on "a" hides it in the raw argmax
+    raw = [{"a": 3.0 + 1.0, "b": 0.0}, {"a": 3.0 + 0.0, "b": 1.0}]
+    assert predict(raw) == ["a", "a"]
+    assert predict(batch_calibrate(raw)) == ["a", "b"]
+    row = normalise({"a": 0.0, "b": 0.0})
+    assert row["a"] == pytest.approx(math.log(0.5))
+    prior = label_prior([{"a": 0.0, "b": -100.0}, {"a": -100.0, "b": 0.0}])
+    assert prior["a"] == pytest.approx(math.log(0.5), abs=1e-6)
+    assert batch_calibrate([]) == []

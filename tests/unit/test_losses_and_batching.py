@@ -11,8 +11,10 @@ from tunesmith.train.sft.loss import CausalLMLoss
 def _batch(tok, n: int = 4) -> dict[str, torch.Tensor]:
     from tunesmith.data.format import tokenize_example
 
-    exs = [tokenize_example({"prompt": f"tweet number {i} " * (i + 1), "completion": "positive"}, tok, "completion")
-           for i in range(n)]
+    exs = [
+        tokenize_example({"prompt": f"tweet number {i} " * (i + 1), "completion": "positive"}, tok, "completion")
+        for i in range(n)
+    ]
     return collate(exs, tok.pad_token_id)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 from tunesmith.adapters import freeze, full, lora
 
@@ -13,7 +14,7 @@ def get_method(name: str) -> ModuleType:
     return METHODS[name]
 
 
-def count_parameters(model) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+def count_parameters(model: Any) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())

@@ -37,7 +37,7 @@ def apply(model: Any, config: LoraMethod) -> Any:
             targets = linear_names(model)
     peft_config = LoraConfig(
         r=config.r,
-        lora_alpha=config.alpha,
+        lora_alpha=config.alpha,  # type: ignore[arg-type]  # PEFT annotates int, accepts float
         lora_dropout=config.dropout,
         target_modules=targets,
         layers_to_transform=layers,

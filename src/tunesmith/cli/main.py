@@ -15,8 +15,12 @@ from rich.console import Console
 from tunesmith.cli import show
 from tunesmith.errors import ConfigError, TunesmithError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Fine-tune, evaluate and ship language models "
-                  "from low-resource-language data, on one CPU or GPU.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Fine-tune, evaluate and ship language models from low-resource-language data, on one CPU or GPU.",
+)
 data_app = typer.Typer(no_args_is_help=True, help="Stage 1: dataset preparation.")
 config_app = typer.Typer(no_args_is_help=True, help="Show, check and eject run configs.")
 app.add_typer(data_app, name="data")
@@ -55,11 +59,25 @@ def _quiet_libraries() -> None:
 
 @contextmanager
 def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
     ) as progress:
         original = progress.add_task
 
@@ -67,7 +85,7 @@ def _progress():
             kw.setdefault("info", "")
             return original(description, **kw)
 
-        progress.add_task = add_task  # type: ignore[method-assign]
+        progress.add_task = add_task  # type: ignore[method-assign,assignment]
         yield progress
 
 
@@ -84,7 +102,9 @@ def run_cmd(config: Path, set_: SetOpt = None, resume: ResumeOpt = False, overwr
 
 
 @data_app.command("prepare")
-def data_prepare(config: Path, set_: SetOpt = None, resume: ResumeOpt = False, overwrite: OverwriteOpt = False) -> None:
+def data_prepare(
+    config: Path, set_: SetOpt = None, resume: ResumeOpt = False, overwrite: OverwriteOpt = False
+) -> None:
     """Read, validate, clean and split the data; write data/ (splits, manifest, rejects) in the run dir."""
     from tunesmith.data.prepare import prepare_data
     from tunesmith.pipeline import start_run
@@ -113,8 +133,12 @@ def _config_and_run(target: Path, overrides: list[str] | None, mode: Any) -> tup
 
 
 @app.command("train")
-def train_cmd(target: Annotated[Path, typer.Argument(help="CONFIG file or RUN_DIR")], set_: SetOpt = None,
-              resume: ResumeOpt = False, overwrite: OverwriteOpt = False) -> None:
+def train_cmd(
+    target: Annotated[Path, typer.Argument(help="CONFIG file or RUN_DIR")],
+    set_: SetOpt = None,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
     """Stages 3-4: fine-tune (prepares the data first when the run dir has none)."""
     from tunesmith.data.prepare import prepare_data
     from tunesmith.train.recipe import train
@@ -168,7 +192,7 @@ def config_show(config: Path, set_: SetOpt = None) -> None:
     """Print the resolved config with every default filled in."""
     from tunesmith.config.load import dump_config
 
-    console.print(dump_config(_load(config, set_)), markup=False, highlight=False, end="")
+    sys.stdout.write(dump_config(_load(config, set_)))  # plain text: rich would wrap long lines
 
 
 @config_app.command("eject")

@@ -43,11 +43,24 @@ def train(console: Console, summary: dict[str, Any], run: Any) -> None:
 
 def evaluation(console: Console, report: dict[str, Any], run: Any) -> None:
     table = Table(title=f"stage 5: {report['split']} split, {report['rows']} held-out rows", show_edge=False)
-    for col in ("model", "accuracy", "macro-F1", "weighted-F1"):
+    models = list(report["models"].values())
+    rule = models[0].get("calibration", "none") if models else "none"
+    other = "argmax" if rule == "batch" else "calibrated"
+    for col in ("model", "accuracy", "macro-F1", "weighted-F1", f"{other} acc / macro-F1"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, m in report["models"].items():
-        table.add_row(name, _f(m["accuracy"]), _f(m["macro_f1"]), _f(m.get("weighted_f1")))
+        o = m.get("other_rule", {})
+        table.add_row(
+            name,
+            _f(m["accuracy"]),
+            _f(m["macro_f1"]),
+            _f(m.get("weighted_f1")),
+            f"{_f(o.get('accuracy'))} / {_f(o.get('macro_f1'))}",
+        )
     console.print(table)
+    console.print(
+        f"decision rule: {'batch-calibrated label log-likelihood' if rule == 'batch' else 'argmax log-likelihood'}"
+    )
     console.print(f"report: {run.eval / 'report.md'} (and report.json, predictions.jsonl)")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import typing
 from pathlib import Path
@@ -21,7 +22,9 @@ _PATH_FIELDS = ("train", "validation", "test")
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping; a syntax error names the file, line and column."""
     if not path.is_file():
-        raise ConfigError(f"Config file not found: {path}. Start from a preset: `tunesmith config eject quickstart {path}`.")
+        raise ConfigError(
+            f"Config file not found: {path}. Start from a preset: `tunesmith config eject quickstart {path}`."
+        )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -46,10 +49,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     except yaml.YAMLError:
         parsed = value
     if isinstance(parsed, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-        try:
+        with contextlib.suppress(ValueError):
             parsed = float(parsed)
-        except ValueError:
-            pass
     return parts, parsed
 
 

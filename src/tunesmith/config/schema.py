@@ -183,6 +183,12 @@ class EvalConfig(Section):
         ["zero-shot"], description="Prompting baselines of the base model evaluated on the same test rows."
     )
     split: Literal["test", "validation"] = Field("test", description="Which prepared split to score.")
+    calibration: Literal["none", "batch"] = Field(
+        "none",
+        description="Headline decision rule. 'none': argmax of the label log-likelihoods; 'batch': first divide "
+        "out each model's label prior, estimated without gold labels from its mean label distribution on the "
+        "scored rows (Zhou et al. 2023). Both are always reported; this picks the headline.",
+    )
     batch_tokens: int = Field(8192, ge=16, description="Token budget of one scoring forward pass.")
     max_rows: int | None = Field(None, ge=1, description="Score at most this many rows (seeded sample).")
     groups: list[str] = Field(default_factory=list, description="Break metrics down by these group columns.")

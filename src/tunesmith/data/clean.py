@@ -21,7 +21,7 @@ _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
 
 def normalize_text(text: str, form: str) -> str:
     """Unicode normalisation (``nfc``, ``nfkc``) or ``none``."""
-    return text if form == "none" else unicodedata.normalize(form.upper(), text)
+    return text if form == "none" else unicodedata.normalize(form.upper(), text)  # type: ignore[arg-type]
 
 
 def strip_invisible(text: str) -> str:
@@ -65,7 +65,9 @@ def clean_records(
             first = seen.get(key)
             if first is not None:
                 where = f"{first['source']['file']}:{first['source']['line']}"
-                rejects.append(Reject(src["file"], src["line"], None, f"exact duplicate of {where}", _row_view(record)))
+                rejects.append(
+                    Reject(src["file"], src["line"], None, f"exact duplicate of {where}", _row_view(record))
+                )
                 continue
             seen[key] = cleaned
         kept.append(cleaned)

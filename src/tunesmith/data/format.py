@@ -27,7 +27,9 @@ def load_template(name_or_path: str) -> jinja2.Template:
         path = TEMPLATES_DIR / f"{name_or_path}.jinja"
     if not path.is_file():
         shipped = sorted(p.stem for p in TEMPLATES_DIR.glob("*.jinja") if p.stem != "chat_fallback")
-        raise ConfigError(f"Template '{name_or_path}' is neither a file nor a shipped template ({', '.join(shipped)}).")
+        raise ConfigError(
+            f"Template '{name_or_path}' is neither a file nor a shipped template ({', '.join(shipped)})."
+        )
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
     try:
         return env.from_string(path.read_text(encoding="utf-8"))
@@ -45,7 +47,9 @@ def render_prompt(record: dict[str, Any], template: jinja2.Template, labels: lis
         raise DataError(f"{src.get('file')}:{src.get('line')}: template needs a field the row lacks: {exc}.") from None
 
 
-def to_example(record: dict[str, Any], kind: str, template: jinja2.Template | None, labels: list[str]) -> dict[str, str]:
+def to_example(
+    record: dict[str, Any], kind: str, template: jinja2.Template | None, labels: list[str]
+) -> dict[str, str]:
     """A record as ``{prompt, completion}`` (supervised kinds) or ``{text}`` (raw text)."""
     if kind == "classification":
         assert template is not None
@@ -60,7 +64,9 @@ def to_example(record: dict[str, Any], kind: str, template: jinja2.Template | No
 
 def chat_prompt_text(tokenizer: Any, prompt: str) -> str:
     """The chat rendering of a user turn, ending where the assistant's answer starts."""
-    return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
 
 
 def chat_completion_text(tokenizer: Any, prompt: str, completion: str) -> str:
@@ -97,8 +103,5 @@ def tokenize_example(example: dict[str, str], tokenizer: Any, loss_on: str) -> d
     prompt_ids = encode(tokenizer, chat_prompt_text(tokenizer, example["prompt"]))
     completion_ids = encode(tokenizer, chat_completion_text(tokenizer, example["prompt"], example["completion"]))
     ids = prompt_ids + completion_ids
-    if loss_on == "all":
-        labels = list(ids)
-    else:
-        labels = [IGNORE_INDEX] * len(prompt_ids) + completion_ids
+    labels = list(ids) if loss_on == "all" else [IGNORE_INDEX] * len(prompt_ids) + completion_ids
     return {"input_ids": ids, "labels": labels}

@@ -52,11 +52,16 @@ def _reason_class(reason: str) -> str:
 
 
 def _read_records(path: str, config: DataConfig) -> tuple[list[dict[str, Any]], list[Reject], int]:
-    records, rejects, n = [], [], 0
+    records: list[dict[str, Any]] = []
+    rejects: list[Reject] = []
+    n = 0
     for row in read_rows(path):
         n += 1
         rec = to_record(row, config.format, config.columns, config.groups, config.labels)
-        (rejects if isinstance(rec, Reject) else records).append(rec)
+        if isinstance(rec, Reject):
+            rejects.append(rec)
+        else:
+            records.append(rec)
     return records, rejects, n
 
 
@@ -88,7 +93,9 @@ def prepare_data(config: DataConfig, run: RunDir, seed: int = 0) -> PrepareResul
     if not splits.get("train"):
         raise DataError(f"{config.train}: no usable training rows.")
 
-    fractions = {n: getattr(config.split, n) for n in ("validation", "test") if n not in splits and getattr(config.split, n) > 0}
+    fractions = {
+        n: getattr(config.split, n) for n in ("validation", "test") if n not in splits and getattr(config.split, n) > 0
+    }
     if fractions:
         carved = stratified_split(splits["train"], fractions, config.split.stratify, seed)
         splits.update(carved)
@@ -101,7 +108,9 @@ def prepare_data(config: DataConfig, run: RunDir, seed: int = 0) -> PrepareResul
         for name in ("validation", "test"):
             unseen = {r["label"] for r in splits.get(name, [])} - set(labels)
             if unseen:
-                raise DataError(f"{getattr(config, name) or name}: labels {sorted(unseen)} never occur in train {labels}.")
+                raise DataError(
+                    f"{getattr(config, name) or name}: labels {sorted(unseen)} never occur in train {labels}."
+                )
     sampled_out: dict[str, int] = {}
     for name, n in config.max_rows.items():
         if name not in SPLITS:
@@ -132,7 +141,9 @@ def prepare_data(config: DataConfig, run: RunDir, seed: int = 0) -> PrepareResul
             "label_counts": {n: dict(Counter(r.get("label", "") for r in rs)) for n, rs in splits.items()},
             "rejects": dict(result.rejects_by_reason()),
             "sampled_out": sampled_out,
-            "config_sha256": hashlib.sha256(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()).hexdigest(),
+            "config_sha256": hashlib.sha256(
+                json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
+            ).hexdigest(),
         },
     )
     return result

@@ -44,7 +44,7 @@ def detect_encoding(head: bytes) -> str:
 def _text_stream(path: Path) -> io.TextIOWrapper:
     with path.open("rb") as fh:
         head = fh.read(4)
-    return open(path, encoding=detect_encoding(head), newline="")  # noqa: SIM115 (closed by caller)
+    return open(path, encoding=detect_encoding(head), newline="")
 
 
 def _decode_error(path: Path, exc: UnicodeDecodeError, stream: io.TextIOBase | None = None) -> DataError:

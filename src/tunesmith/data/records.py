@@ -51,7 +51,9 @@ def to_record(
         if column not in row.fields:
             if name in required:
                 have = ", ".join(map(str, row.fields)) or "none"
-                return Reject(row.file, row.line, column, f"missing column '{column}' (columns here: {have})", row.fields)
+                return Reject(
+                    row.file, row.line, column, f"missing column '{column}' (columns here: {have})", row.fields
+                )
             continue
         value = row.fields[column]
         if value is None or (isinstance(value, float) and value != value):
@@ -67,8 +69,11 @@ def to_record(
         record["label"] = record["label"].strip()
         if labels is not None and record["label"] not in labels:
             return Reject(
-                row.file, row.line, columns.get("label", "label"),
-                f"label '{record['label']}' is not in the label set {labels}", row.fields,
+                row.file,
+                row.line,
+                columns.get("label", "label"),
+                f"label '{record['label']}' is not in the label set {labels}",
+                row.fields,
             )
     group_values: dict[str, str] = {}
     for g in groups:

@@ -64,7 +64,9 @@ def remove_leaks(
                 src = r["source"]
                 where = f"{other['source']['file']}:{other['source']['line']}"
                 reason = f"{name} row also in {other_split} ({where}): removed so scores are not memorisation"
-                rejects.append(Reject(src["file"], src["line"], None, reason, {k: v for k, v in r.items() if k != "source"}))
+                rejects.append(
+                    Reject(src["file"], src["line"], None, reason, {k: v for k, v in r.items() if k != "source"})
+                )
                 continue
             seen.setdefault(key, (name, r))
             kept.append(r)

@@ -33,8 +33,9 @@ def classification_metrics(gold: list[str], pred: list[str], labels: list[str]) 
     }
 
 
-def by_group(gold: list[str], pred: list[str], groups: list[dict[str, str]], keys: list[str],
-             labels: list[str]) -> dict[str, dict[str, Any]]:
+def by_group(
+    gold: list[str], pred: list[str], groups: list[dict[str, str]], keys: list[str], labels: list[str]
+) -> dict[str, dict[str, Any]]:
     """Metrics per value of each group key: ``{key: {value: metrics}}``."""
     out: dict[str, dict[str, Any]] = {}
     for key in keys:

@@ -19,28 +19,55 @@ def headline(report: dict[str, Any]) -> list[tuple[str, float | None, float | No
 
 def render_markdown(report: dict[str, Any]) -> str:
     lines = [f"# Evaluation: {report['run']}", ""]
-    lines.append(f"Split `{report['split']}`, {report['rows']} rows, labels {', '.join(report['labels'])} "
-                 f"(gold counts: {', '.join(f'{k} {v}' for k, v in report['gold_counts'].items())}). "
-                 f"Scoring: {report['scoring']}. Base model: `{report['base_model']}`.")
-    lines += ["", "| model | accuracy | macro-F1 | weighted-F1 | rows |", "|---|---|---|---|---|"]
+    lines.append(
+        f"Split `{report['split']}`, {report['rows']} rows, labels {', '.join(report['labels'])} "
+        f"(gold counts: {', '.join(f'{k} {v}' for k, v in report['gold_counts'].items())}). "
+        f"Scoring: {report['scoring']}. Base model: `{report['base_model']}`."
+    )
+    lines += ["", "| model | accuracy | macro-F1 | weighted-F1 | rows | other rule: accuracy / macro-F1 |"]
+    lines += ["|---|---|---|---|---|---|"]
     for name, m in report["models"].items():
-        lines.append(f"| {name} | {_fmt(m['accuracy'])} | {_fmt(m['macro_f1'])} | {_fmt(m.get('weighted_f1'))} | {m['n']} |")
+        other = m.get("other_rule", {})
+        lines.append(
+            f"| {name} | {_fmt(m['accuracy'])} | {_fmt(m['macro_f1'])} | {_fmt(m.get('weighted_f1'))} | {m['n']} "
+            f"| {_fmt(other.get('accuracy'))} / {_fmt(other.get('macro_f1'))} |"
+        )
+    models: list[dict[str, Any]] = list(report["models"].values())
+    rule = models[0].get("calibration", "none") if models else "none"
+    lines += [
+        "",
+        f"Headline rule: `{rule}`. 'batch' divides out each model's label prior, estimated from its mean label "
+        "distribution on these rows without gold labels (Zhou et al. 2023); 'none' is the plain argmax of the "
+        "log-likelihoods. The last column shows the other rule.",
+    ]
     for name, m in report["models"].items():
-        lines += ["", f"## {name}", "", "| label | precision | recall | F1 | support | predicted |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## {name}",
+            "",
+            "| label | precision | recall | F1 | support | predicted |",
+            "|---|---|---|---|---|---|",
+        ]
         for lab, s in m.get("per_label", {}).items():
-            lines.append(f"| {lab} | {_fmt(s['precision'])} | {_fmt(s['recall'])} | {_fmt(s['f1'])} | {s['support']} "
-                         f"| {m['predicted_counts'][lab]} |")
+            lines.append(
+                f"| {lab} | {_fmt(s['precision'])} | {_fmt(s['recall'])} | {_fmt(s['f1'])} | {s['support']} "
+                f"| {m['predicted_counts'][lab]} |"
+            )
         for key, values in m.get("groups", {}).items():
             lines += ["", f"By {key}:", "", f"| {key} | rows | accuracy | macro-F1 |", "|---|---|---|---|"]
             for value, g in values.items():
                 lines.append(f"| {value} | {g['n']} | {_fmt(g['accuracy'])} | {_fmt(g['macro_f1'])} |")
     if "training" in report:
         t = report["training"]
-        lines += ["", "## Training", "",
-                  f"{t['method']} on `{t['base']}`: {t['trainable_params']:,} trainable parameters "
-                  f"({t['trainable_pct']}%), {t['steps']} steps, {t['tokens_seen']:,} tokens at "
-                  f"{t['tokens_per_s']:,} tok/s ({t['precision']}), best validation loss "
-                  f"{_fmt(t['best_val_loss'])} at step {t['best_step']}."]
+        lines += [
+            "",
+            "## Training",
+            "",
+            f"{t['method']} on `{t['base']}`: {t['trainable_params']:,} trainable parameters "
+            f"({t['trainable_pct']}%), {t['steps']} steps, {t['tokens_seen']:,} tokens at "
+            f"{t['tokens_per_s']:,} tok/s ({t['precision']}), best validation loss "
+            f"{_fmt(t['best_val_loss'])} at step {t['best_step']}.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -49,10 +76,22 @@ def write_report(report: dict[str, Any], out_dir: Path, rows: list[dict[str, Any
     out_dir.mkdir(parents=True, exist_ok=True)
     preds = []
     for i, r in enumerate(rows):
-        preds.append({"source": r.get("source"), "text": r.get("text"), "label": r["label"],
-                      "groups": r.get("groups", {}),
-                      **{name: m["predictions"][i] for name, m in report["models"].items()}})
+        preds.append(
+            {
+                "source": r.get("source"),
+                "text": r.get("text"),
+                "label": r["label"],
+                "groups": r.get("groups", {}),
+                "predictions": {name: m["predictions"][i] for name, m in report["models"].items()},
+                "label_logprobs": {name: m["scores"][i] for name, m in report["models"].items()},
+            }
+        )
     write_jsonl(out_dir / "predictions.jsonl", preds)
-    slim = {**report, "models": {n: {k: v for k, v in m.items() if k != "predictions"} for n, m in report["models"].items()}}
+    slim = {
+        **report,
+        "models": {
+            n: {k: v for k, v in m.items() if k not in ("predictions", "scores")} for n, m in report["models"].items()
+        },
+    }
     write_json(out_dir / "report.json", slim)
     atomic_write_text(out_dir / "report.md", render_markdown(slim))

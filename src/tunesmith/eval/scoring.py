@@ -27,7 +27,9 @@ def label_continuations(tokenizer: Any, labels: Sequence[str], prompt: str = "x"
     return out
 
 
-def _forward_positions(model: Any, rows: list[list[int]], positions: list[list[int]], pad_id: int) -> list[torch.Tensor]:
+def _forward_positions(
+    model: Any, rows: list[list[int]], positions: list[list[int]], pad_id: int
+) -> list[torch.Tensor]:
     """Log-softmax rows of the LM head at the given positions of each (right-padded) sequence."""
     decoder, head = causal_parts(model)
     width = max(len(r) for r in rows)
@@ -68,6 +70,7 @@ def score_labels(
     device_type = next(model.parameters()).device.type
     ctx = torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast)
     results: list[dict[str, float]] = [{} for _ in prompts]
+    jobs: list[tuple[int, str | None]]
     if single:
         jobs = [(i, None) for i in range(len(prompts))]
         seqs = prompt_ids

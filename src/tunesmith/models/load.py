@@ -54,7 +54,7 @@ def embedded_location(name: str) -> Path | None:
     spec = importlib.util.find_spec(entry["module"])
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(list(spec.submodule_search_locations)[0]) / entry["file"]
+    path = Path(next(iter(spec.submodule_search_locations))) / entry["file"]
     return path if path.exists() else None
 
 
@@ -115,8 +115,8 @@ def _dequantise_to_cache(source: ModelSource, target: Path) -> None:
     # The GGUF loader leaves quant_method=gguf behind; other loaders would treat the cache as quantised.
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.hf_quantizer = None
-    model.is_quantized = False
+    model.hf_quantizer = None  # type: ignore[assignment]
+    model.is_quantized = False  # type: ignore[assignment]
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:

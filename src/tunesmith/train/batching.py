@@ -62,7 +62,7 @@ def collate(examples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.
         mask[row, :n] = 1
     batch = {"input_ids": ids, "labels": labels, "attention_mask": mask}
     if any("weight" in e for e in examples):
-        batch["weights"] = torch.tensor([float(e.get("weight", 1.0)) for e in examples])  # type: ignore[arg-type]
+        batch["weights"] = torch.tensor([float(e.get("weight", 1.0)) for e in examples])
     return batch
 
 

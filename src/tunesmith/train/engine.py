@@ -78,14 +78,16 @@ def total_steps(n_batches: int, config: TrainConfig) -> int:
     return min(steps, config.max_steps) if config.max_steps else steps
 
 
-def evaluate_loss(loss_module: torch.nn.Module, examples: Sequence[Example], config: TrainConfig, pad_id: int,
-                  accelerator: Any) -> float:
+def evaluate_loss(
+    loss_module: torch.nn.Module, examples: Sequence[Example], config: TrainConfig, pad_id: int, accelerator: Any
+) -> float:
     """Token-weighted mean loss over ``examples`` (no gradients)."""
     loss_module.eval()
     total, count = 0.0, 0
     with torch.no_grad():
-        for idx in token_budget_batches([len(e["input_ids"]) for e in examples], config.batch_tokens,
-                                        config.max_batch_size):
+        for idx in token_budget_batches(
+            [len(e["input_ids"]) for e in examples], config.batch_tokens, config.max_batch_size
+        ):
             batch = {k: v.to(accelerator.device) for k, v in collate([examples[i] for i in idx], pad_id).items()}
             n = labelled_tokens(batch)
             if n == 0:
@@ -121,7 +123,9 @@ def fit(
     """
     from accelerate import Accelerator
 
-    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no", cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(
+        mixed_precision="bf16" if precision == "bf16" else "no", cpu=not torch.cuda.is_available()
+    )
     lengths = [len(e["input_ids"]) for e in train_examples]
     n_steps = total_steps(len(plan_epoch(lengths, config, seed, 0)), config)
     optimizer = build_optimizer(loss_module, config)
@@ -142,8 +146,14 @@ def fit(
 
     def save(kind: str) -> Path:
         nonlocal last_ckpt
-        last_ckpt = ckpt.save_checkpoint(checkpoint_dir, state.step, accelerator.unwrap_model(loss_module),
-                                         optimizer, scheduler, {**asdict(state), "kind": kind})
+        last_ckpt = ckpt.save_checkpoint(
+            checkpoint_dir,
+            state.step,
+            accelerator.unwrap_model(loss_module),
+            optimizer,
+            scheduler,
+            {**asdict(state), "kind": kind},
+        )
         ckpt.prune(checkpoint_dir, config.keep_last, {best_path} if best_path else set())
         return last_ckpt
 
@@ -166,8 +176,10 @@ def fit(
         for g in range(state.batch_index // config.grad_accum, len(groups)):
             if state.step >= n_steps:
                 break
-            micro = [{k: v.to(accelerator.device) for k, v in collate([train_examples[i] for i in idx], pad_id).items()}
-                     for idx in groups[g]]
+            micro = [
+                {k: v.to(accelerator.device) for k, v in collate([train_examples[i] for i in idx], pad_id).items()}
+                for idx in groups[g]
+            ]
             n_labelled = sum(labelled_tokens(b) for b in micro)
             step_loss = 0.0
             for j, batch in enumerate(micro):
@@ -176,7 +188,9 @@ def fit(
                     loss, _ = loss_module(batch, normalizer=max(n_labelled, 1))
                 if not torch.isfinite(loss):
                     log.write(step=state.step, error="non-finite loss")
-                    where = f"the last good checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
+                    where = (
+                        f"the last good checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
+                    )
                     raise TrainingError(
                         f"Loss became {float(loss)} at optimizer step {state.step + 1} (epoch {state.epoch}); "
                         f"{where}. Lower train.lr, enable train.clip_grad, or check the data for empty targets."
@@ -197,9 +211,16 @@ def fit(
             if state.step % config.log_every == 0 or state.step == n_steps:
                 now = time.perf_counter()
                 tps = window_tokens / max(now - window_start, 1e-9)
-                log.write(step=state.step, epoch=state.epoch, loss=step_loss, lr=scheduler.get_last_lr()[0],
-                          grad_norm=grad_norm, tokens=state.tokens_seen, tokens_per_s=round(tps, 1),
-                          elapsed_s=round(now - start, 2))
+                log.write(
+                    step=state.step,
+                    epoch=state.epoch,
+                    loss=step_loss,
+                    lr=scheduler.get_last_lr()[0],
+                    grad_norm=grad_norm,
+                    tokens=state.tokens_seen,
+                    tokens_per_s=round(tps, 1),
+                    elapsed_s=round(now - start, 2),
+                )
                 window_tokens, window_start = 0, now
                 if progress:
                     progress.update(task, info=f"loss {step_loss:.4f}  {tps:,.0f} tok/s")

@@ -55,7 +55,7 @@ def labelled_lm_loss(
     token_weights = (
         weights.to(torch.float32)[:, None].expand_as(mask)[mask]
         if weights is not None
-        else torch.ones(mask.sum(), dtype=torch.float32, device=hidden.device)
+        else torch.ones(int(mask.sum()), dtype=torch.float32, device=hidden.device)
     )  # (N,)
     targets = targets[mask]  # (N,)
     n = int(targets.numel())

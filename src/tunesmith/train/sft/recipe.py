@@ -19,21 +19,41 @@ from tunesmith.train.engine import fit
 from tunesmith.train.sft.loss import CausalLMLoss
 
 
-def tokenize_split(rows: list[dict[str, Any]], tokenizer: Any, loss_on: str, max_length: int, split: str,
-                   rejects: Path, weights: dict[str, float] | None = None) -> list[dict[str, Any]]:
+def tokenize_split(
+    rows: list[dict[str, Any]],
+    tokenizer: Any,
+    loss_on: str,
+    max_length: int,
+    split: str,
+    rejects: Path,
+    weights: dict[str, float] | None = None,
+    progress: Any = None,
+) -> list[dict[str, Any]]:
     """Tokenise rows; rows over ``max_length`` tokens are appended to rejects.jsonl with their length."""
     kept, too_long = [], []
-    for row in rows:
+    task = progress.add_task(f"tokenising {split}", total=len(rows)) if progress else None
+    for i, row in enumerate(rows):
+        if progress and i % 256 == 0:
+            progress.update(task, completed=i)
         ex = tokenize_example(row, tokenizer, loss_on)
         if len(ex["input_ids"]) > max_length:
             src = row.get("source", {})
-            too_long.append({"file": src.get("file"), "line": src.get("line"), "field": None, "split": split,
-                             "reason": f"{len(ex['input_ids'])} tokens > train.max_length={max_length}",
-                             "row": {k: v for k, v in row.items() if k != "source"}})
+            too_long.append(
+                {
+                    "file": src.get("file"),
+                    "line": src.get("line"),
+                    "field": None,
+                    "split": split,
+                    "reason": f"{len(ex['input_ids'])} tokens > train.max_length={max_length}",
+                    "row": {k: v for k, v in row.items() if k != "source"},
+                }
+            )
             continue
         if weights is not None:
             ex["weight"] = weights.get(row.get("label", ""), 1.0)  # type: ignore[assignment]
         kept.append(ex)
+    if progress:
+        progress.update(task, completed=len(rows))
     if too_long:
         with rejects.open("a", encoding="utf-8") as fh:
             fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in too_long)
@@ -58,13 +78,24 @@ def train_sft(config: RunConfig, run: RunDir, resume: bool = False, progress: An
 
     if not run.split("train").is_file():
         raise DataError(f"{run.split('train')} is missing: run `tunesmith data prepare` first.")
+    task = progress.add_task(f"loading {config.model.base}", total=1) if progress else None
     model, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
     model.config.use_cache = False
+    if progress:
+        progress.update(task, completed=1)
     train_rows = read_jsonl(run.split("train"))
     val_rows = read_jsonl(run.split("validation")) if run.split("validation").is_file() else []
-    weights = class_weights(train_rows) if tc.class_weights == "balanced" and train_rows and "label" in train_rows[0] else None
-    train_ex = tokenize_split(train_rows, tokenizer, tc.loss_on, tc.max_length, "train", run.rejects, weights)
-    val_ex = tokenize_split(val_rows, tokenizer, tc.loss_on, tc.max_length, "validation", run.rejects, weights)
+    weights = (
+        class_weights(train_rows)
+        if tc.class_weights == "balanced" and train_rows and "label" in train_rows[0]
+        else None
+    )
+    train_ex = tokenize_split(
+        train_rows, tokenizer, tc.loss_on, tc.max_length, "train", run.rejects, weights, progress
+    )
+    val_ex = tokenize_split(
+        val_rows, tokenizer, tc.loss_on, tc.max_length, "validation", run.rejects, weights, progress
+    )
     if not train_ex:
         raise TrainingError(f"No training example fits train.max_length={tc.max_length}; see {run.rejects}.")
 
@@ -76,8 +107,16 @@ def train_sft(config: RunConfig, run: RunDir, resume: bool = False, progress: An
 
     t0 = time.perf_counter()
     result = fit(
-        loss_module, train_ex, tc, pad_id=tokenizer.pad_token_id, seed=config.seed, precision=precision,
-        checkpoint_dir=run.checkpoints, metrics_path=run.metrics, val_examples=val_ex, resume=resume,
+        loss_module,
+        train_ex,
+        tc,
+        pad_id=tokenizer.pad_token_id,
+        seed=config.seed,
+        precision=precision,
+        checkpoint_dir=run.checkpoints,
+        metrics_path=run.metrics,
+        val_examples=val_ex,
+        resume=resume,
         progress=progress,
     )
     if result.best_checkpoint:  # finish with the weights that validated best
