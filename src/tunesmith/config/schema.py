@@ -151,7 +151,12 @@ class TrainConfig(Section):
     scheduler: Literal["cosine", "linear", "constant"] = Field("cosine", description="LR schedule after warmup.")
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Fraction of steps spent warming up.")
     batch_tokens: int = Field(4096, ge=16, description="Token budget of one micro-batch (padding included).")
-    max_batch_size: int = Field(64, ge=1, description="Most examples in one micro-batch.")
+    max_batch_size: int = Field(64, ge=1, description="Most examples in one micro-batch (or packed row).")
+    packing: bool = Field(
+        False,
+        description="Padding-free packing: a micro-batch is one row of up to batch_tokens tokens holding whole "
+        "examples back to back, with attention run per example (never across) and positions restarting.",
+    )
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
     max_length: int = Field(512, ge=8, description="Examples longer than this (in tokens) are rejected.")
     loss_on: Literal["completion", "all"] = Field(

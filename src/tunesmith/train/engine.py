@@ -26,6 +26,7 @@ from tunesmith.errors import TrainingError
 from tunesmith.train import checkpoint as ckpt
 from tunesmith.train.batching import collate, labelled_tokens, token_budget_batches
 from tunesmith.train.optim import build_optimizer, build_scheduler
+from tunesmith.train.packing import collate_packed, pack_plan
 
 Example = dict[str, list[int]]
 
@@ -69,7 +70,14 @@ class MetricsLog:
 
 
 def plan_epoch(lengths: Sequence[int], config: TrainConfig, seed: int, epoch: int) -> list[list[int]]:
-    return token_budget_batches(lengths, config.batch_tokens, config.max_batch_size, seed=seed * 1000 + epoch)
+    """The micro-batches of one epoch (index lists); a seed and epoch always give the same plan."""
+    plan = pack_plan if config.packing else token_budget_batches
+    return plan(lengths, config.batch_tokens, config.max_batch_size, seed=seed * 1000 + epoch)
+
+
+def make_batch(examples: Sequence[Example], config: TrainConfig, pad_id: int) -> dict[str, torch.Tensor]:
+    """One packed row (``packing``) or a right-padded batch."""
+    return collate_packed(examples) if config.packing else collate(examples, pad_id)
 
 
 def total_steps(n_batches: int, config: TrainConfig) -> int:
@@ -85,10 +93,10 @@ def evaluate_loss(
     loss_module.eval()
     total, count = 0.0, 0
     with torch.no_grad():
-        for idx in token_budget_batches(
-            [len(e["input_ids"]) for e in examples], config.batch_tokens, config.max_batch_size
-        ):
-            batch = {k: v.to(accelerator.device) for k, v in collate([examples[i] for i in idx], pad_id).items()}
+        for idx in plan_epoch([len(e["input_ids"]) for e in examples], config, 0, 0):
+            batch = {
+                k: v.to(accelerator.device) for k, v in make_batch([examples[i] for i in idx], config, pad_id).items()
+            }
             n = labelled_tokens(batch)
             if n == 0:
                 continue
@@ -177,7 +185,10 @@ def fit(
             if state.step >= n_steps:
                 break
             micro = [
-                {k: v.to(accelerator.device) for k, v in collate([train_examples[i] for i in idx], pad_id).items()}
+                {
+                    k: v.to(accelerator.device)
+                    for k, v in make_batch([train_examples[i] for i in idx], config, pad_id).items()
+                }
                 for idx in groups[g]
             ]
             n_labelled = sum(labelled_tokens(b) for b in micro)

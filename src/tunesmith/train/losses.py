@@ -42,9 +42,9 @@ def labelled_lm_loss(
         normalizer: divide the summed loss by this (default: ``N``); pass the labelled-token count of the
             whole optimizer step to make gradient accumulation exact.
         chunk_size: rows of the head computed at once.
-        weights: optional ``(B,)`` per-example weights (e.g. inverse class frequency); each labelled token
-            of row ``b`` counts ``weights[b]`` times. The normaliser still counts tokens, so weights that
-            average 1 keep the loss scale.
+        weights: optional ``(B,)`` per-example or ``(B, T)`` per-token weights (e.g. inverse class
+            frequency); each labelled token of row ``b`` counts ``weights[b]`` times. The normaliser
+            still counts tokens, so weights that average 1 keep the loss scale.
 
     Returns:
         ``(loss, N)``: the scalar loss and the number of labelled positions in this batch.
@@ -52,11 +52,12 @@ def labelled_lm_loss(
     targets = labels[:, 1:]
     mask = targets != IGNORE_INDEX
     selected = hidden[:, :-1][mask]  # (N, H)
-    token_weights = (
-        weights.to(torch.float32)[:, None].expand_as(mask)[mask]
-        if weights is not None
-        else torch.ones(int(mask.sum()), dtype=torch.float32, device=hidden.device)
-    )  # (N,)
+    if weights is None:
+        token_weights = torch.ones(int(mask.sum()), dtype=torch.float32, device=hidden.device)
+    elif weights.dim() == 1:  # (B,) per example
+        token_weights = weights.to(torch.float32)[:, None].expand_as(mask)[mask]
+    else:  # (B, T) per token (packed rows); the weight of the predicted token's example applies
+        token_weights = weights.to(torch.float32)[:, 1:][mask]  # (N,)
     targets = targets[mask]  # (N,)
     n = int(targets.numel())
     if n == 0:

@@ -29,7 +29,19 @@ class CausalLMLoss(torch.nn.Module):
     def forward(self, batch: dict[str, torch.Tensor], normalizer: float | None = None) -> tuple[torch.Tensor, int]:
         decoder, head = causal_parts(self.model)
         mask = batch["attention_mask"]
+        extra: dict[str, Any] = {}
+        if "cu_seq_lens" in batch:  # a packed row: segment bounds go to the segment attention
+            bounds = batch["cu_seq_lens"]
+            longest = int((bounds[1:] - bounds[:-1]).max())
+            extra = {
+                "position_ids": batch["position_ids"],
+                "cu_seq_lens_q": bounds,
+                "cu_seq_lens_k": bounds,
+                "max_length_q": longest,
+                "max_length_k": longest,
+            }
         hidden = decoder(
-            input_ids=batch["input_ids"], attention_mask=None if bool(mask.all()) else mask, use_cache=False
+            input_ids=batch["input_ids"], attention_mask=None if bool(mask.all()) else mask, use_cache=False, **extra
         ).last_hidden_state
-        return labelled_lm_loss(hidden, batch["labels"], head, normalizer, weights=batch.get("weights"))
+        weights = batch.get("token_weights", batch.get("weights"))
+        return labelled_lm_loss(hidden, batch["labels"], head, normalizer, weights=weights)

@@ -16,6 +16,7 @@ from tunesmith.rundir import RunDir, read_jsonl, write_json
 from tunesmith.train import env
 from tunesmith.train.checkpoint import load_file
 from tunesmith.train.engine import fit
+from tunesmith.train.packing import use_segment_attention
 from tunesmith.train.sft.loss import CausalLMLoss
 
 
@@ -99,6 +100,8 @@ def train_sft(config: RunConfig, run: RunDir, resume: bool = False, progress: An
     if not train_ex:
         raise TrainingError(f"No training example fits train.max_length={tc.max_length}; see {run.rejects}.")
 
+    if tc.packing:
+        use_segment_attention(model)
     method = get_method(config.method.name)
     env.set_seed(config.seed)  # the adapter's random init does not depend on what loading consumed
     model = method.apply(model, config.method)
