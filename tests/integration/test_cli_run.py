@@ -102,3 +102,46 @@ def test_bad_input_gives_one_paragraph_and_exit_2(make_config, sections, expecte
     assert result.returncode == 2
     assert expected in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_continued_pretraining_with_packing_reports_perplexity(make_config) -> None:
+    config = make_config(
+        name="cpt",
+        data={"format": "text", "columns": {"text": "tweet"}, "split": {"validation": 0.1, "stratify": []}},
+        train={"objective": "cpt", "packing": True, "epochs": 2, "max_length": 32, "lr": 5e-3},
+    )
+    assert main(["run", str(config)]) == 0
+    run = Path(yaml.safe_load(config.read_text())["output_dir"]) / "cpt"
+    report = json.loads((run / "eval" / "report.json").read_text())
+    assert report["task"] == "perplexity" and set(report["models"]) == {"base", "tuned (lora)"}
+    base, tuned = report["models"]["base"], report["models"]["tuned (lora)"]
+    assert base["tokens"] == tuned["tokens"] > 0
+    assert tuned["loss"] < base["loss"]  # in-domain text got more likely
+    assert json.loads((run / "train.json").read_text())["objective"] == "cpt"
+
+
+def test_instruction_sft_reports_completion_perplexity(make_config, tmp_path: Path) -> None:
+    rows = [
+        {"instruction": f"Translate to Pidgin: sentence {i}", "input": "", "output": f"na sentence {i} be dis"}
+        for i in range(30)
+    ]
+    data = tmp_path / "alpaca.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = make_config(
+        name="instr",
+        data={
+            "train": str(data),
+            "test": None,
+            "format": "instruction",
+            "split": {"validation": 0.1, "test": 0.2, "stratify": []},
+        },
+    )
+    assert main(["run", str(config)]) == 0
+    run = Path(yaml.safe_load(config.read_text())["output_dir"]) / "instr"
+    report = json.loads((run / "eval" / "report.json").read_text())
+    assert report["task"] == "perplexity" and report["rows"] == 6
+    assert report["models"]["tuned (lora)"]["loss"] < report["models"]["base"]["loss"]
+
+
+def test_cpt_needs_text_data(make_config) -> None:
+    assert main(["run", str(make_config(name="bad-cpt", train={"objective": "cpt"}))]) == 2

@@ -139,3 +139,28 @@ def test_checkpoints_are_verified_and_pruned(tiny_model_dir: Path, tmp_path: Pat
     assert len(kept) == 2 and all(ckpt.verify(p) for p in kept)
     (kept[-1] / "trainable.safetensors").write_bytes(b"corrupt")
     assert ckpt.latest_checkpoint(tmp_path / "ck") == kept[0]  # a corrupted checkpoint is skipped
+
+
+def test_early_stopping_after_patience_and_best_is_kept(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    import tunesmith.train.engine as engine
+
+    values = iter([1.0, 0.9, 0.95, 0.97, 0.5, 0.4])
+    monkeypatch.setattr(engine, "evaluate_loss", lambda *a, **k: next(values))
+    model, tok = _fresh(tiny_model_dir)
+    config = TrainConfig(
+        epochs=5, lr=1e-2, batch_tokens=256, max_batch_size=3, precision="fp32", eval_every=1, early_stopping=2
+    )
+    result = fit(
+        CausalLMLoss(model),
+        _examples(tok),
+        config,
+        pad_id=tok.pad_token_id,
+        seed=0,
+        precision="fp32",
+        checkpoint_dir=tmp_path / "ck",
+        metrics_path=tmp_path / "m.jsonl",
+        val_examples=_examples(tok, 3),
+    )
+    assert result.state.stopped_early and result.state.step == 4
+    assert result.state.best_step == 2 and result.best_checkpoint.endswith("step-0000002")
+    assert '"event": "early stop"' in (tmp_path / "m.jsonl").read_text()

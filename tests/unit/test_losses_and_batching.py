@@ -82,7 +82,7 @@ def test_example_weights_scale_each_rows_tokens() -> None:
 
 
 def test_balanced_class_weights_average_one() -> None:
-    from tunesmith.train.sft.recipe import class_weights
+    from tunesmith.train.causal import class_weights
 
     rows = [{"label": "a"}] * 6 + [{"label": "b"}] * 3 + [{"label": "c"}]
     w = class_weights(rows)

@@ -41,7 +41,20 @@ def train(console: Console, summary: dict[str, Any], run: Any) -> None:
     )
 
 
+def perplexity(console: Console, report: dict[str, Any], run: Any) -> None:
+    table = Table(title=f"stage 5: {report['split']} split, {report['rows']} held-out rows", show_edge=False)
+    for col in ("model", "loss", "perplexity", "tokens"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in report["models"].items():
+        table.add_row(name, _f(m["loss"]), f"{m['perplexity']:.2f}", f"{m['tokens']:,}")
+    console.print(table)
+    console.print(f"scoring: {report['scoring']}; report: {run.eval / 'report.md'}")
+
+
 def evaluation(console: Console, report: dict[str, Any], run: Any) -> None:
+    if report.get("task") == "perplexity":
+        perplexity(console, report, run)
+        return
     table = Table(title=f"stage 5: {report['split']} split, {report['rows']} held-out rows", show_edge=False)
     models = list(report["models"].values())
     rule = models[0].get("calibration", "none") if models else "none"

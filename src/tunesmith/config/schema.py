@@ -143,7 +143,11 @@ MethodConfig = Annotated[LoraMethod | FullMethod | FreezeMethod, Field(discrimin
 class TrainConfig(Section):
     """Stages 3-4: environment and the training loop."""
 
-    objective: Literal["sft"] = Field("sft", description="Training objective.")
+    objective: Literal["sft", "cpt"] = Field(
+        "sft",
+        description="'sft': supervised / instruction tuning on prompt-completion pairs; 'cpt': continued "
+        "pre-training on raw text (data.format: text), every token a label.",
+    )
     epochs: float = Field(1.0, gt=0, description="Passes over the training split (fractions allowed).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
     lr: float = Field(2e-4, gt=0, description="Peak learning rate.")
@@ -172,6 +176,9 @@ class TrainConfig(Section):
     )
     clip_grad: float | None = Field(1.0, gt=0, description="Max gradient norm; null disables clipping.")
     eval_every: int = Field(0, ge=0, description="Validate every N optimizer steps (0: once per epoch).")
+    early_stopping: int = Field(
+        0, ge=0, description="Stop after this many validations without a lower validation loss (0: never)."
+    )
     save_every: int = Field(0, ge=0, description="Checkpoint every N optimizer steps (0: once per epoch).")
     keep_last: int = Field(2, ge=1, description="Checkpoints kept besides the best.")
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: all cores).")

@@ -105,3 +105,12 @@ def tokenize_example(example: dict[str, str], tokenizer: Any, loss_on: str) -> d
     ids = prompt_ids + completion_ids
     labels = list(ids) if loss_on == "all" else [IGNORE_INDEX] * len(prompt_ids) + completion_ids
     return {"input_ids": ids, "labels": labels}
+
+
+def chunk_example(example: dict[str, list[int]], max_length: int) -> list[dict[str, list[int]]]:
+    """Cut a raw-text example into consecutive pieces of at most ``max_length`` tokens (nothing dropped)."""
+    ids, labels = example["input_ids"], example["labels"]
+    return [
+        {"input_ids": ids[i : i + max_length], "labels": labels[i : i + max_length]}
+        for i in range(0, len(ids), max_length)
+    ]

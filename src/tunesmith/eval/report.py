@@ -12,13 +12,21 @@ def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
-def headline(report: dict[str, Any]) -> list[tuple[str, float | None, float | None, int]]:
-    """(model, accuracy, macro-F1, n) rows, in report order."""
-    return [(name, m["accuracy"], m["macro_f1"], m["n"]) for name, m in report["models"].items()]
+def _perplexity_lines(report: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Split `{report['split']}`, {report['rows']} rows. Scoring: {report['scoring']}. "
+        f"Base model: `{report['base_model']}`.",
+        "",
+        "| model | loss | perplexity | tokens |",
+        "|---|---|---|---|",
+    ]
+    for name, m in report["models"].items():
+        lines.append(f"| {name} | {_fmt(m['loss'])} | {m['perplexity']:.2f} | {m['tokens']:,} |")
+    return lines
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    lines = [f"# Evaluation: {report['run']}", ""]
+def _label_lines(report: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     lines.append(
         f"Split `{report['split']}`, {report['rows']} rows, labels {', '.join(report['labels'])} "
         f"(gold counts: {', '.join(f'{k} {v}' for k, v in report['gold_counts'].items())}). "
@@ -57,6 +65,12 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines += ["", f"By {key}:", "", f"| {key} | rows | accuracy | macro-F1 |", "|---|---|---|---|"]
             for value, g in values.items():
                 lines.append(f"| {value} | {g['n']} | {_fmt(g['accuracy'])} | {_fmt(g['macro_f1'])} |")
+    return lines
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    lines = [f"# Evaluation: {report['run']}", ""]
+    lines += _label_lines(report) if report.get("task", "labels") == "labels" else _perplexity_lines(report)
     if "training" in report:
         t = report["training"]
         lines += [
@@ -75,7 +89,7 @@ def write_report(report: dict[str, Any], out_dir: Path, rows: list[dict[str, Any
     """Write report.json, report.md and predictions.jsonl (one line per scored row, every model)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     preds = []
-    for i, r in enumerate(rows):
+    for i, r in enumerate(rows if report.get("task", "labels") == "labels" else []):
         preds.append(
             {
                 "source": r.get("source"),
@@ -86,7 +100,8 @@ def write_report(report: dict[str, Any], out_dir: Path, rows: list[dict[str, Any
                 "label_logprobs": {name: m["scores"][i] for name, m in report["models"].items()},
             }
         )
-    write_jsonl(out_dir / "predictions.jsonl", preds)
+    if preds:
+        write_jsonl(out_dir / "predictions.jsonl", preds)
     slim = {
         **report,
         "models": {

@@ -8,10 +8,12 @@ from typing import Any
 
 from tunesmith.adapters import get_method
 from tunesmith.config.schema import RunConfig
+from tunesmith.data.format import chunk_example, tokenize_example
 from tunesmith.data.split import cap_rows
 from tunesmith.errors import DataError, RunDirError
 from tunesmith.eval.calibration import batch_calibrate
 from tunesmith.eval.metrics import by_group, classification_metrics
+from tunesmith.eval.perplexity import held_out_loss
 from tunesmith.eval.report import write_report
 from tunesmith.eval.scoring import predict, score_labels
 from tunesmith.models.load import load_model
@@ -62,17 +64,34 @@ def _evaluate_model(
     return headline
 
 
+def _perplexity_examples(rows: list[dict[str, Any]], tokenizer: Any, kind: str, max_length: int) -> list[dict]:
+    """Raw text: every token, cut into max_length pieces. Instructions: the completion tokens only."""
+    examples: list[dict[str, list[int]]] = []
+    for row in rows:
+        if kind == "text":
+            examples += chunk_example(tokenize_example(row, tokenizer, "all"), max_length)
+        else:
+            examples.append(tokenize_example(row, tokenizer, "completion"))
+    return examples
+
+
 def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, Any]:
-    """Evaluate base zero-shot and the tuned model; write ``eval/report.json`` and ``eval/report.md``."""
+    """Evaluate the base model (prompting baselines) and the tuned model on the same held-out rows.
+
+    Classification data is scored by label log-likelihood (accuracy, F1); raw text and instruction data by
+    held-out loss and perplexity (of every token, or of the completions). Writes ``eval/report.json``,
+    ``eval/report.md`` and, for labels, ``eval/predictions.jsonl``.
+    """
     manifest = json.loads(run.manifest.read_text()) if run.manifest.is_file() else None
     if manifest is None:
         raise RunDirError(f"{run.root}: no prepared data (data/manifest.json); run `tunesmith run` or `data prepare`.")
-    if manifest["format"] != "classification":
-        raise DataError(f"eval: format '{manifest['format']}' has no label metrics yet; only classification does.")
+    kind = manifest["format"]
     split = config.eval.split
     if not run.split(split).is_file():
         raise DataError(f"eval: the prepared data has no '{split}' split ({run.split(split)}).")
     rows = cap_rows(read_jsonl(run.split(split)), config.eval.max_rows, config.seed)
+    if not rows:
+        raise DataError(f"eval: the '{split}' split is empty after preparation; nothing to evaluate.")
     labels = manifest["labels"]
     autocast = env.resolve_precision(config.train.precision) == "bf16"
     env.set_threads(config.train.threads)
@@ -84,35 +103,54 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
             f"{run.root}: no trained {'adapter' if method.SAVES_ADAPTER else 'model'} at {trained_dir}; "
             "train first (`tunesmith train`)."
         )
-    results: dict[str, Any] = {}
     task = progress.add_task(f"loading {config.model.base}", total=1) if progress else None
     base, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
     if progress:
         progress.update(task, completed=1)
+
+    if kind == "classification":
+
+        def score(model: Any, name: str) -> dict[str, Any]:
+            return _evaluate_model(model, tokenizer, rows, labels, config, autocast, progress, name)
+
+        base_name = "base zero-shot"
+    else:
+        examples = _perplexity_examples(rows, tokenizer, kind, config.train.max_length)
+
+        def score(model: Any, name: str) -> dict[str, Any]:
+            t0 = time.perf_counter()
+            out: dict[str, Any] = held_out_loss(
+                model, examples, tokenizer.pad_token_id, config.eval.batch_tokens, autocast, progress, f"eval: {name}"
+            )
+            out["seconds"] = round(time.perf_counter() - t0, 1)
+            return out
+
+        base_name = "base"
+    results: dict[str, Any] = {}
     if "zero-shot" in config.eval.baselines:
-        results["base zero-shot"] = _evaluate_model(
-            base, tokenizer, rows, labels, config, autocast, progress, "base zero-shot"
-        )
+        results[base_name] = score(base, base_name)
     tuned = method.load(base, trained_dir)
     if hasattr(tuned, "merge_and_unload"):
         tuned = tuned.merge_and_unload()
-    results[f"tuned ({config.method.name})"] = _evaluate_model(
-        tuned, tokenizer, rows, labels, config, autocast, progress, "tuned"
-    )
-    report = {
+    results[f"tuned ({config.method.name})"] = score(tuned, "tuned")
+    report: dict[str, Any] = {
         "run": config.name,
+        "task": "labels" if kind == "classification" else "perplexity",
         "split": split,
         "rows": len(rows),
-        "labels": labels,
-        "gold_counts": {lab: sum(r["label"] == lab for r in rows) for lab in labels},
-        "scoring": "label log-likelihood after the chat-formatted prompt"
-        + (", batch-calibrated (label prior divided out)" if config.eval.calibration == "batch" else ", argmax"),
         "base_model": config.model.base,
         "method": config.method.name,
         "models": results,
     }
-    train_summary = run.train_summary
-    if train_summary.is_file():
-        report["training"] = json.loads(train_summary.read_text())
+    if kind == "classification":
+        report["labels"] = labels
+        report["gold_counts"] = {lab: sum(r["label"] == lab for r in rows) for lab in labels}
+        report["scoring"] = "label log-likelihood after the chat-formatted prompt" + (
+            ", batch-calibrated (label prior divided out)" if config.eval.calibration == "batch" else ", argmax"
+        )
+    else:
+        report["scoring"] = "mean loss per " + ("token of held-out text" if kind == "text" else "completion token")
+    if run.train_summary.is_file():
+        report["training"] = json.loads(run.train_summary.read_text())
     write_report(report, run.eval, rows)
     return report

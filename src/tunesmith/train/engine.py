@@ -41,6 +41,8 @@ class TrainState:
     tokens_seen: int = 0
     best_val_loss: float | None = None
     best_step: int | None = None
+    evals_without_improvement: int = 0
+    stopped_early: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -174,11 +176,21 @@ def fit(
         log.write(step=state.step, epoch=state.epoch, val_loss=val)
         if state.best_val_loss is None or val < state.best_val_loss:
             state.best_val_loss, state.best_step = val, state.step
+            state.evals_without_improvement = 0
             best_path = save("best")
             if on_best:
                 on_best(state.step)
+        else:
+            state.evals_without_improvement += 1
+            if config.early_stopping and state.evals_without_improvement >= config.early_stopping:
+                state.stopped_early = True
+                log.write(
+                    step=state.step,
+                    event="early stop",
+                    reason=f"no validation improvement in {config.early_stopping} evaluations",
+                )
 
-    while state.step < n_steps:
+    while state.step < n_steps and not state.stopped_early:
         batches = plan_epoch(lengths, config, seed, state.epoch)
         groups = [batches[i : i + config.grad_accum] for i in range(0, len(batches), config.grad_accum)]
         for g in range(state.batch_index // config.grad_accum, len(groups)):
@@ -239,6 +251,8 @@ def fit(
                 progress.update(task, completed=state.step)
             if config.eval_every and state.step % config.eval_every == 0:
                 validate()
+                if state.stopped_early:
+                    break
             if config.save_every and state.step % config.save_every == 0:
                 save("periodic")
             if halt_after is not None and state.step >= halt_after:
@@ -252,7 +266,7 @@ def fit(
                 save("epoch")
             continue
         break
-    halted = halt_after is not None and state.step >= halt_after and state.step < n_steps
+    halted = halt_after is not None and state.step >= halt_after and state.step < n_steps and not state.stopped_early
     if not halted and (last_ckpt is None or not str(last_ckpt).endswith(f"{state.step:07d}")):
         if val_examples and (not state.history or state.history[-1]["step"] != state.step):
             validate()

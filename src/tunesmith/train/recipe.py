@@ -6,9 +6,10 @@ from typing import Any
 
 from tunesmith.config.schema import RunConfig
 from tunesmith.rundir import RunDir
+from tunesmith.train.cpt.recipe import train_cpt
 from tunesmith.train.sft.recipe import train_sft
 
-RECIPES = {"sft": train_sft}
+RECIPES = {"sft": train_sft, "cpt": train_cpt}
 
 
 def train(config: RunConfig, run: RunDir, resume: bool = False, progress: Any = None) -> dict[str, Any]:

@@ -1,0 +1,162 @@
+"""Shared steps of the causal-LM objectives (sft, cpt): tokens -> method -> engine -> adapter or model.
+
+Plain functions that the objectives' thin recipes call; no base class to inherit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from tunesmith.adapters import count_parameters, get_method
+from tunesmith.config.schema import RunConfig
+from tunesmith.data.format import chunk_example, tokenize_example
+from tunesmith.errors import DataError, TrainingError
+from tunesmith.models.load import load_model
+from tunesmith.rundir import RunDir, read_jsonl, write_json
+from tunesmith.train import env
+from tunesmith.train.checkpoint import load_file
+from tunesmith.train.engine import fit
+from tunesmith.train.packing import use_segment_attention
+from tunesmith.train.sft.loss import CausalLMLoss
+
+
+def tokenize_split(
+    rows: list[dict[str, Any]],
+    tokenizer: Any,
+    loss_on: str,
+    max_length: int,
+    split: str,
+    rejects: Path,
+    weights: dict[str, float] | None = None,
+    progress: Any = None,
+    chunk_long: bool = False,
+) -> list[dict[str, Any]]:
+    """Tokenise rows. Rows over ``max_length`` tokens are cut into consecutive chunks (``chunk_long``, raw
+    text) or appended to rejects.jsonl with their length (supervised rows, whose answer would be lost)."""
+    kept, too_long = [], []
+    task = progress.add_task(f"tokenising {split}", total=len(rows)) if progress else None
+    for i, row in enumerate(rows):
+        if progress and i % 256 == 0:
+            progress.update(task, completed=i)
+        ex = tokenize_example(row, tokenizer, loss_on)
+        if chunk_long and len(ex["input_ids"]) > max_length:
+            kept += chunk_example(ex, max_length)
+            continue
+        if len(ex["input_ids"]) > max_length:
+            src = row.get("source", {})
+            too_long.append(
+                {
+                    "file": src.get("file"),
+                    "line": src.get("line"),
+                    "field": None,
+                    "split": split,
+                    "reason": f"{len(ex['input_ids'])} tokens > train.max_length={max_length}",
+                    "row": {k: v for k, v in row.items() if k != "source"},
+                }
+            )
+            continue
+        if weights is not None:
+            ex["weight"] = weights.get(row.get("label", ""), 1.0)  # type: ignore[assignment]
+        kept.append(ex)
+    if progress:
+        progress.update(task, completed=len(rows))
+    if too_long:
+        with rejects.open("a", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in too_long)
+    return kept
+
+
+def class_weights(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Balanced weights ``N / (K * n_c)`` per label (they average 1 over the training rows)."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["label"]] = counts.get(r["label"], 0) + 1
+    return {label: len(rows) / (len(counts) * n) for label, n in counts.items()}
+
+
+def train_causal_lm(
+    config: RunConfig, run: RunDir, resume: bool = False, progress: Any = None, chunk_long: bool = False
+) -> dict[str, Any]:
+    """Fine-tune ``config.model.base`` with ``config.method`` on the prepared splits of ``run``."""
+    tc = config.train
+    threads = env.set_threads(tc.threads)
+    env.set_seed(config.seed)
+    precision = env.resolve_precision(tc.precision)
+    write_json(run.env, env.describe(config.seed, precision, threads))
+
+    if not run.split("train").is_file():
+        raise DataError(f"{run.split('train')} is missing: run `tunesmith data prepare` first.")
+    task = progress.add_task(f"loading {config.model.base}", total=1) if progress else None
+    model, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
+    model.config.use_cache = False
+    if progress:
+        progress.update(task, completed=1)
+    train_rows = read_jsonl(run.split("train"))
+    val_rows = read_jsonl(run.split("validation")) if run.split("validation").is_file() else []
+    weights = (
+        class_weights(train_rows)
+        if tc.class_weights == "balanced" and train_rows and "label" in train_rows[0]
+        else None
+    )
+    train_ex = tokenize_split(
+        train_rows, tokenizer, tc.loss_on, tc.max_length, "train", run.rejects, weights, progress
+    )
+    val_ex = tokenize_split(
+        val_rows, tokenizer, tc.loss_on, tc.max_length, "validation", run.rejects, weights, progress
+    )
+    if not train_ex:
+        raise TrainingError(f"No training example fits train.max_length={tc.max_length}; see {run.rejects}.")
+
+    if tc.packing:
+        use_segment_attention(model)
+    method = get_method(config.method.name)
+    env.set_seed(config.seed)  # the adapter's random init does not depend on what loading consumed
+    model = method.apply(model, config.method)
+    trainable, total = count_parameters(model)
+    loss_module = CausalLMLoss(model)
+
+    t0 = time.perf_counter()
+    result = fit(
+        loss_module,
+        train_ex,
+        tc,
+        pad_id=tokenizer.pad_token_id,
+        seed=config.seed,
+        precision=precision,
+        checkpoint_dir=run.checkpoints,
+        metrics_path=run.metrics,
+        val_examples=val_ex,
+        resume=resume,
+        progress=progress,
+    )
+    if result.best_checkpoint:  # finish with the weights that validated best
+        model.load_state_dict(load_file(str(Path(result.best_checkpoint) / "trainable.safetensors")), strict=False)
+    out_dir = run.adapter if method.SAVES_ADAPTER else run.model
+    method.save(model, out_dir)
+    tokenizer.save_pretrained(out_dir)
+    summary = {
+        "objective": config.train.objective,
+        "method": config.method.name,
+        "base": config.model.base,
+        "output": str(out_dir),
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_pct": round(100 * trainable / total, 4),
+        "train_examples": len(train_ex),
+        "validation_examples": len(val_ex),
+        "steps": result.state.step,
+        "epochs_completed": result.state.epoch,
+        "tokens_seen": result.state.tokens_seen,
+        "tokens_per_s": round(result.tokens_per_s, 1),
+        "train_seconds": round(time.perf_counter() - t0, 1),
+        "final_train_loss": result.final_train_loss,
+        "best_val_loss": result.state.best_val_loss,
+        "best_step": result.state.best_step,
+        "precision": precision,
+        "class_weights": weights,
+    }
+    write_json(run.train_summary, summary)
+    return summary

@@ -1,0 +1,1 @@
+"""Continued (self-supervised) pre-training on raw domain text."""
