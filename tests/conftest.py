@@ -25,6 +25,13 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tunesmith.models.tiny import build_tiny_encoder
+
+    return build_tiny_encoder(ASSETS / "tiny-tokenizer", tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir: Path):
     from tunesmith.models.load import load_model
 

@@ -145,3 +145,36 @@ def test_instruction_sft_reports_completion_perplexity(make_config, tmp_path: Pa
 
 def test_cpt_needs_text_data(make_config) -> None:
     assert main(["run", str(make_config(name="bad-cpt", train={"objective": "cpt"}))]) == 2
+
+
+@pytest.mark.parametrize(
+    "method", [{"name": "lora", "r": 4, "alpha": 8}, {"name": "freeze", "last_n_layers": 1}], ids=["lora", "freeze"]
+)
+def test_classify_objective_on_an_encoder(make_config, tiny_encoder_dir: Path, method: dict) -> None:
+    config = make_config(
+        name=f"cls-{method['name']}",
+        model={"base": str(tiny_encoder_dir)},
+        method=method,
+        train={"objective": "classify", "epochs": 3, "lr": 5e-3, "class_weights": "balanced"},
+    )
+    assert main(["run", str(config)]) == 0
+    run = Path(yaml.safe_load(config.read_text())["output_dir"]) / f"cls-{method['name']}"
+    report = json.loads((run / "eval" / "report.json").read_text())
+    assert set(report["models"]) == {"majority class", f"tuned ({method['name']})"}
+    majority = report["models"]["majority class"]
+    assert majority["predicted_counts"]["negative"] == report["rows"]  # the most frequent training label
+    summary = json.loads((run / "train.json").read_text())
+    assert summary["objective"] == "classify" and summary["labels"] == ["negative", "neutral", "positive"]
+    out = run / ("adapter" if method["name"] == "lora" else "model")
+    assert out.is_dir()
+
+
+def test_classify_head_on_a_causal_lm(make_config) -> None:
+    config = make_config(
+        name="cls-llama", method={"name": "lora", "r": 4, "alpha": 8}, train={"objective": "classify", "epochs": 1}
+    )
+    assert main(["run", str(config)]) == 0
+
+
+def test_classify_rejects_packing_and_non_label_data(make_config) -> None:
+    assert main(["run", str(make_config(name="c1", train={"objective": "classify", "packing": True}))]) == 2

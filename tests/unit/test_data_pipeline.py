@@ -132,3 +132,31 @@ def test_eval_label_unseen_in_train_is_an_error(tmp_path: Path) -> None:
     config = DataConfig(train=str(tmp_path / "tr.tsv"), test=str(tmp_path / "te.tsv"), split={"validation": 0})
     with pytest.raises(DataError, match="never occur in train"):
         prepare_data(config, RunDir(tmp_path / "run"))
+
+
+def test_replay_rows_are_mixed_into_train_only(tmp_path: Path) -> None:
+    from tunesmith.config.schema import ReplayConfig
+
+    train = tmp_path / "train.tsv"
+    train.write_text(
+        "tweet\tlabel\n" + "".join(f"tweet {i}\t{'positive' if i % 2 else 'negative'}\n" for i in range(20))
+    )
+    general = tmp_path / "general.txt"
+    general.write_text("".join(f"general sentence number {i}\n" for i in range(50)) + "x\n")
+    config = DataConfig(
+        train=str(train),
+        columns={"text": "tweet"},
+        clean=CleanConfig(min_chars=2),
+        split={"validation": 0.2, "test": 0.0},
+        replay=ReplayConfig(path=str(general), ratio=0.25),
+    )
+    run = RunDir(tmp_path / "run")
+    prepare_data(config, run, seed=0)
+    rows = read_jsonl(run.split("train"))
+    replayed = [r for r in rows if r.get("replay")]
+    assert len(rows) - len(replayed) == 16 and len(replayed) == 4  # 0.25 x 16 train rows
+    assert all("text" in r and "prompt" not in r for r in replayed)
+    assert not any(r.get("replay") for r in read_jsonl(run.split("validation")))
+    manifest = json.loads(run.manifest.read_text())
+    assert manifest["replay"]["rows"] == 4 and manifest["replay"]["available"] == 50
+    assert any("general.txt" in r["file"] for r in read_jsonl(run.rejects))  # the 1-char line, on file

@@ -164,3 +164,27 @@ def test_early_stopping_after_patience_and_best_is_kept(tiny_model_dir: Path, tm
     assert result.state.stopped_early and result.state.step == 4
     assert result.state.best_step == 2 and result.best_checkpoint.endswith("step-0000002")
     assert '"event": "early stop"' in (tmp_path / "m.jsonl").read_text()
+
+
+def test_l2sp_penalty_value() -> None:
+    from tunesmith.train.losses import l2sp_penalty
+
+    w = [torch.tensor([1.0, 2.0]), torch.tensor([[3.0]])]
+    w0 = [torch.tensor([0.0, 0.0]), torch.tensor([[1.0]])]
+    assert float(l2sp_penalty(w, w0, 0.5)) == pytest.approx(0.25 * (1 + 4 + 4))
+
+
+def test_l2sp_keeps_full_tuning_near_the_pretrained_weights(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from tunesmith.adapters import full
+    from tunesmith.config.schema import FullMethod
+
+    drift = {}
+    for strength in (0.0, 50.0):
+        torch.manual_seed(0)
+        model, tok = load_model(str(tiny_model_dir))
+        start = {n: p.detach().clone() for n, p in model.named_parameters()}
+        model = full.apply(model, FullMethod())
+        config = TrainConfig(epochs=3, lr=1e-2, batch_tokens=256, max_batch_size=3, precision="fp32", l2sp=strength)
+        _run(tiny_model_dir, tmp_path / str(strength), config, model=(model, tok))
+        drift[strength] = sum(float((p - start[n]).pow(2).sum()) for n, p in model.named_parameters())
+    assert drift[50.0] < 0.5 * drift[0.0]

@@ -88,3 +88,16 @@ def test_balanced_class_weights_average_one() -> None:
     w = class_weights(rows)
     assert w["c"] == pytest.approx(10 / 3) and w["a"] == pytest.approx(10 / 18)
     assert sum(w[r["label"]] for r in rows) / len(rows) == pytest.approx(1.0)
+
+
+def test_classification_loss_matches_torch_and_weights() -> None:
+    from tunesmith.train.losses import classification_loss
+
+    torch.manual_seed(3)
+    logits = torch.randn(5, 3)
+    labels = torch.tensor([0, 2, 1, 1, 0])
+    ref = torch.nn.functional.cross_entropy(logits, labels, reduction="sum")
+    torch.testing.assert_close(classification_loss(logits, labels), ref)
+    w = torch.tensor([1.0, 2.0, 0.5, 1.0, 0.0])
+    per = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    torch.testing.assert_close(classification_loss(logits, labels, w), (per * w).sum())

@@ -1,18 +1,37 @@
-"""Finding the transformer blocks of a model, whatever its family calls them."""
+"""Finding the transformer blocks and the task head of a model, whatever its family calls them."""
 
 from __future__ import annotations
 
 from typing import Any
 
+HEAD_NAMES = ("classifier", "score")
+
+
+def unwrap(model: Any) -> Any:
+    """The transformers model inside a PEFT wrapper (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
 
 def transformer_blocks(model: Any) -> Any:
-    """The ``ModuleList`` of blocks (``layers`` in Llama/Qwen/Mistral, ``h`` in GPT-2, ...)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    decoder = base.get_decoder() if hasattr(base, "get_decoder") else base
+    """The ``ModuleList`` of blocks (``layers`` in Llama/Qwen/Mistral, ``h`` in GPT-2, ``encoder.layer`` in BERT)."""
+    backbone = unwrap(model).base_model
     for name in ("layers", "h", "blocks"):
-        if hasattr(decoder, name):
-            return getattr(decoder, name)
-    encoder = getattr(decoder, "encoder", None)
+        if hasattr(backbone, name):
+            return getattr(backbone, name)
+    encoder = getattr(backbone, "encoder", None)
     if encoder is not None and hasattr(encoder, "layer"):
         return encoder.layer
     raise ValueError(f"cannot find the transformer blocks of {type(model).__name__}")
+
+
+def task_head(model: Any) -> Any | None:
+    """The classification head (``classifier`` in BERT, ``score`` in causal LMs), if the model has one."""
+    hf = unwrap(model)
+    for name in HEAD_NAMES:
+        if hasattr(hf, name):
+            return getattr(hf, name)
+    return None
+
+
+def is_classifier(model: Any) -> bool:
+    return type(unwrap(model)).__name__.endswith("ForSequenceClassification")

@@ -1,11 +1,16 @@
-"""Freeze tuning: only the last N transformer blocks (and the final norm, optionally the head) train."""
+"""Freeze tuning: only the last N transformer blocks (and the final norm) train, plus the task head.
+
+The classic "retrain the last layers": a classification head (``classifier``/``score``) always trains;
+a causal LM's vocabulary head trains only with ``train_head`` (it is large and often tied to the input
+embeddings).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from tunesmith.adapters import full
-from tunesmith.adapters.blocks import transformer_blocks
+from tunesmith.adapters.blocks import task_head, transformer_blocks, unwrap
 from tunesmith.config.schema import FreezeMethod
 
 SAVES_ADAPTER = False
@@ -17,16 +22,17 @@ def apply(model: Any, config: FreezeMethod) -> Any:
     blocks = transformer_blocks(model)
     if config.last_n_layers > len(blocks):
         raise ValueError(f"freeze: last_n_layers={config.last_n_layers} but the model has {len(blocks)} blocks")
-    for block in list(blocks)[-config.last_n_layers :]:
-        for p in block.parameters():
-            p.requires_grad_(True)
-    norm = getattr(model.get_decoder(), "norm", None)
-    if norm is not None:
-        for p in norm.parameters():
-            p.requires_grad_(True)
-    if config.train_head:
-        for p in model.get_output_embeddings().parameters():
-            p.requires_grad_(True)
+    trainable = list(blocks)[-config.last_n_layers :]
+    backbone = unwrap(model).base_model
+    trainable.append(getattr(backbone, "norm", None))  # the final norm of decoder-only models
+    head = task_head(model)
+    trainable.append(head)
+    if config.train_head and head is None:
+        trainable.append(model.get_output_embeddings())
+    for module in trainable:
+        if module is not None:
+            for p in module.parameters():
+                p.requires_grad_(True)
     return model
 
 

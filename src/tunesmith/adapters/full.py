@@ -21,6 +21,5 @@ def save(model: Any, out_dir: Path) -> None:
 
 
 def load(base_model: Any, out_dir: Path) -> Any:
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(out_dir, attn_implementation="sdpa").eval()
+    """The saved model, as the same class as ``base_model`` (causal LM or sequence classifier)."""
+    return type(base_model).from_pretrained(out_dir, attn_implementation="sdpa").eval()

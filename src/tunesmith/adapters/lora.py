@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from tunesmith.adapters.blocks import transformer_blocks
+from tunesmith.adapters.blocks import is_classifier, transformer_blocks
 from tunesmith.config.schema import LoraMethod
 
 SAVES_ADAPTER = True
@@ -15,7 +15,7 @@ SAVES_ADAPTER = True
 
 def linear_names(model: Any) -> list[str]:
     """Short names of the linear layers inside the transformer blocks (what 'all-linear' means)."""
-    names = set()
+    names: set[str] = set()
     for block in transformer_blocks(model):
         for name, module in block.named_modules():
             if isinstance(module, torch.nn.Linear):
@@ -41,7 +41,7 @@ def apply(model: Any, config: LoraMethod) -> Any:
         lora_dropout=config.dropout,
         target_modules=targets,
         layers_to_transform=layers,
-        task_type="CAUSAL_LM",
+        task_type="SEQ_CLS" if is_classifier(model) else "CAUSAL_LM",  # SEQ_CLS also trains the new head
         bias="none",
     )
     return get_peft_model(model, peft_config)

@@ -76,6 +76,9 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
         value = data.get(key)
         if isinstance(value, str) and value and not Path(value).is_absolute():
             data[key] = str((base / value).resolve())
+    replay = data.get("replay")
+    if isinstance(replay, dict) and isinstance(replay.get("path"), str) and not Path(replay["path"]).is_absolute():
+        replay["path"] = str((base / replay["path"]).resolve())
     model = raw.get("model")
     if isinstance(model, dict):
         for key in ("base", "chat_template"):

@@ -60,6 +60,17 @@ class SplitConfig(Section):
     )
 
 
+class ReplayConfig(Section):
+    """General-domain data mixed into training against catastrophic forgetting (replay)."""
+
+    path: str = Field(..., description="File of general data (text or instruction rows), relative to the config.")
+    format: Literal["text", "instruction"] = Field("text", description="Record kind of the replay rows.")
+    columns: dict[str, str] = Field(default_factory=dict, description="Column mapping of the replay file.")
+    ratio: float = Field(
+        0.1, gt=0, le=1, description="Replay rows added to train, as a fraction of the train rows (seeded sample)."
+    )
+
+
 class DataConfig(Section):
     """Stage 1: where the data is and how to prepare it."""
 
@@ -80,6 +91,7 @@ class DataConfig(Section):
     max_rows: dict[str, int] = Field(
         default_factory=dict, description="Cap rows per split after cleaning (e.g. {train: 2000}); seeded sample."
     )
+    replay: ReplayConfig | None = Field(None, description="Optional general data mixed into train (replay).")
     task: TaskConfig = Field(default_factory=TaskConfig, description="How rows become training text.")
     clean: CleanConfig = Field(default_factory=CleanConfig, description="Cleaning steps.")
     split: SplitConfig = Field(default_factory=SplitConfig, description="Splitting and leak removal.")
@@ -143,10 +155,11 @@ MethodConfig = Annotated[LoraMethod | FullMethod | FreezeMethod, Field(discrimin
 class TrainConfig(Section):
     """Stages 3-4: environment and the training loop."""
 
-    objective: Literal["sft", "cpt"] = Field(
+    objective: Literal["sft", "cpt", "classify"] = Field(
         "sft",
         description="'sft': supervised / instruction tuning on prompt-completion pairs; 'cpt': continued "
-        "pre-training on raw text (data.format: text), every token a label.",
+        "pre-training on raw text (data.format: text), every token a label; 'classify': a new classification "
+        "head on an encoder (e.g. all-minilm-l6-v2) or a causal LM, trained with cross-entropy.",
     )
     epochs: float = Field(1.0, gt=0, description="Passes over the training split (fractions allowed).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
@@ -175,6 +188,12 @@ class TrainConfig(Section):
         "auto", description="'auto' uses bf16 autocast where the hardware runs it fast (AMX CPUs, CUDA), else fp32."
     )
     clip_grad: float | None = Field(1.0, gt=0, description="Max gradient norm; null disables clipping.")
+    l2sp: float = Field(
+        0.0,
+        ge=0,
+        description="Strength of an L2 pull toward the pretrained weights (L2-SP), against catastrophic "
+        "forgetting in full and freeze tuning (0: off). LoRA starts at the base model; use weight_decay there.",
+    )
     eval_every: int = Field(0, ge=0, description="Validate every N optimizer steps (0: once per epoch).")
     early_stopping: int = Field(
         0, ge=0, description="Stop after this many validations without a lower validation loss (0: never)."
@@ -227,6 +246,15 @@ class RunConfig(Section):
         if isinstance(value, dict) and "name" not in value:
             return {"name": "lora", **value}
         return value
+
+    @model_validator(mode="after")
+    def _l2sp_needs_base_weights(self) -> RunConfig:
+        if self.train.l2sp and self.method.name == "lora":
+            raise ValueError(
+                "train.l2sp pulls trained base weights back toward their start: it applies to the "
+                "full and freeze methods; with lora use train.weight_decay instead"
+            )
+        return self
 
     @model_validator(mode="after")
     def _groups_are_columns(self) -> RunConfig:

@@ -69,6 +69,33 @@ def _infer_labels(records: list[dict[str, Any]]) -> list[str]:
     return sorted({r["label"] for r in records})
 
 
+def _replay_rows(
+    config: DataConfig, n_train: int, seed: int
+) -> tuple[list[dict[str, Any]], dict[str, Any], list[Reject]]:
+    """A seeded sample of cleaned replay rows, ``ratio`` x the train rows, formatted and marked ``replay``."""
+    replay = config.replay
+    assert replay is not None
+    records, rejects = [], []
+    for row in read_rows(replay.path):
+        rec = to_record(row, replay.format, replay.columns, [], None)
+        if isinstance(rec, Reject):
+            rejects.append(rec)
+        else:
+            records.append(rec)
+    cleaned, dropped = clean_records(records, replay.format, config.clean)
+    wanted = round(replay.ratio * n_train)
+    chosen = cap_rows(cleaned, wanted, seed)
+    rows = [{**r, **to_example(r, replay.format, None, []), "replay": True} for r in chosen]
+    info = {
+        "path": replay.path,
+        "sha256": sha256_file(Path(replay.path)),
+        "wanted": wanted,
+        "rows": len(rows),
+        "available": len(cleaned),
+    }
+    return rows, info, rejects + dropped
+
+
 def prepare_data(config: DataConfig, run: RunDir, seed: int = 0) -> PrepareResult:
     """Run stage 1 and write its outputs into ``run.data``; returns counts and rejects."""
     splits: dict[str, list[dict[str, Any]]] = {}
@@ -123,8 +150,15 @@ def prepare_data(config: DataConfig, run: RunDir, seed: int = 0) -> PrepareResul
     template = load_template(config.task.template) if config.format == "classification" else None
     run.data.mkdir(parents=True, exist_ok=True)
     outputs = {}
+    replay_rows: list[dict[str, Any]] = []
+    replay_info: dict[str, Any] | None = None
+    if config.replay is not None:
+        replay_rows, replay_info, replay_rejects = _replay_rows(config, len(splits["train"]), seed)
+        rejects += replay_rejects
     for name, records in splits.items():
         rows = [{**r, **to_example(r, config.format, template, labels)} for r in records]
+        if name == "train":
+            rows += replay_rows
         write_jsonl(run.split(name), rows)
         outputs[name] = {"rows": len(rows), "sha256": sha256_file(run.split(name))}
     write_jsonl(run.rejects, [r.to_json() for r in rejects])
@@ -141,6 +175,7 @@ def prepare_data(config: DataConfig, run: RunDir, seed: int = 0) -> PrepareResul
             "label_counts": {n: dict(Counter(r.get("label", "") for r in rs)) for n, rs in splits.items()},
             "rejects": dict(result.rejects_by_reason()),
             "sampled_out": sampled_out,
+            "replay": replay_info,
             "config_sha256": hashlib.sha256(
                 json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
             ).hexdigest(),

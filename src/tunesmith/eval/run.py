@@ -12,11 +12,12 @@ from tunesmith.data.format import chunk_example, tokenize_example
 from tunesmith.data.split import cap_rows
 from tunesmith.errors import DataError, RunDirError
 from tunesmith.eval.calibration import batch_calibrate
+from tunesmith.eval.classifier import evaluate_classifier
 from tunesmith.eval.metrics import by_group, classification_metrics
 from tunesmith.eval.perplexity import held_out_loss
 from tunesmith.eval.report import write_report
 from tunesmith.eval.scoring import predict, score_labels
-from tunesmith.models.load import load_model
+from tunesmith.models.load import load_classifier, load_model
 from tunesmith.rundir import RunDir, read_jsonl
 from tunesmith.train import env
 
@@ -75,6 +76,50 @@ def _perplexity_examples(rows: list[dict[str, Any]], tokenizer: Any, kind: str, 
     return examples
 
 
+def _evaluate_head(
+    config: RunConfig,
+    run: RunDir,
+    rows: list[dict[str, Any]],
+    labels: list[str],
+    method: Any,
+    trained_dir: Any,
+    progress: Any,
+) -> dict[str, Any]:
+    """A trained classification head against the majority-class baseline."""
+    base, tokenizer = load_classifier(config.model.base, labels, config.model.gguf_file)
+    tuned = method.load(base, trained_dir)
+    if hasattr(tuned, "merge_and_unload"):
+        tuned = tuned.merge_and_unload()
+    results = evaluate_classifier(
+        tuned,
+        tokenizer,
+        rows,
+        read_jsonl(run.split("train")),
+        labels,
+        config.eval.groups,
+        config.train.max_length,
+        config.eval.batch_tokens,
+        progress,
+    )
+    results[f"tuned ({config.method.name})"] = results.pop("tuned")
+    report: dict[str, Any] = {
+        "run": config.name,
+        "task": "labels",
+        "split": config.eval.split,
+        "rows": len(rows),
+        "base_model": config.model.base,
+        "method": config.method.name,
+        "models": results,
+        "labels": labels,
+        "gold_counts": {lab: sum(r["label"] == lab for r in rows) for lab in labels},
+        "scoring": "argmax of the trained classification head; baseline: the most frequent training label",
+    }
+    if run.train_summary.is_file():
+        report["training"] = json.loads(run.train_summary.read_text())
+    write_report(report, run.eval, rows)
+    return report
+
+
 def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, Any]:
     """Evaluate the base model (prompting baselines) and the tuned model on the same held-out rows.
 
@@ -103,6 +148,8 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
             f"{run.root}: no trained {'adapter' if method.SAVES_ADAPTER else 'model'} at {trained_dir}; "
             "train first (`tunesmith train`)."
         )
+    if config.train.objective == "classify":
+        return _evaluate_head(config, run, rows, labels, method, trained_dir, progress)
     task = progress.add_task(f"loading {config.model.base}", total=1) if progress else None
     base, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
     if progress:

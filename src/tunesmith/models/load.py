@@ -188,6 +188,32 @@ def load_model(base: str, gguf_file: str | None = None, chat_template: str | Non
     return load_causal_lm(source), tokenizer
 
 
+def load_classifier(base: str, labels: list[str], gguf_file: str | None = None) -> tuple[Any, Any]:
+    """A sequence classifier with a new ``len(labels)``-way head on ``base`` (an encoder or a causal LM).
+
+    Causal LMs classify from the last non-padding token, so they need a pad token id in their config.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    source = resolve(base, gguf_file)
+    directory = local_directory(source)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            directory,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={lab: i for i, lab in enumerate(labels)},
+        )
+    except OSError as exc:
+        raise _hub_error(source, exc) from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model.eval(), tokenizer
+
+
 def describe_embedded() -> list[dict[str, str]]:
     """One row per embedded model: name, kind, package, whether installed, and where its files are."""
     rows = []

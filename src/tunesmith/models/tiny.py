@@ -61,3 +61,25 @@ def build_tiny_causal_lm(tokenizer_dir: Path, out_dir: Path, seed: int = 0, **ov
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def build_tiny_encoder(tokenizer_dir: Path, out_dir: Path, seed: int = 0, **overrides: Any) -> Path:
+    """Save a random 2-layer BERT encoder (hidden 32) with the tokenizer from ``tokenizer_dir`` into ``out_dir``."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    settings: dict[str, Any] = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 512,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    settings.update(overrides)
+    torch.manual_seed(seed)
+    BertModel(BertConfig(**settings)).save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir

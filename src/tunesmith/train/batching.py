@@ -67,5 +67,21 @@ def collate(examples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.
 
 
 def labelled_tokens(batch: dict[str, torch.Tensor]) -> int:
-    """Positions that carry a loss after the causal shift."""
+    """Positions that carry a loss after the causal shift (or examples, for ``(B,)`` class labels)."""
+    if batch["labels"].dim() == 1:
+        return int(batch["labels"].numel())
     return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+
+
+def collate_classify(examples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded ``input_ids``/``attention_mask`` and ``(B,)`` class ``labels`` (+ ``weights``)."""
+    width = max(len(e["input_ids"]) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, e in enumerate(examples):
+        ids[row, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
+        mask[row, : len(e["input_ids"])] = 1
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([e["label"] for e in examples])}
+    if any("weight" in e for e in examples):
+        batch["weights"] = torch.tensor([float(e.get("weight", 1.0)) for e in examples])
+    return batch

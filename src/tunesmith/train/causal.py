@@ -72,9 +72,10 @@ def tokenize_split(
 def class_weights(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Balanced weights ``N / (K * n_c)`` per label (they average 1 over the training rows)."""
     counts: dict[str, int] = {}
-    for r in rows:
+    labelled = [r for r in rows if "label" in r]  # replay rows carry no label and keep weight 1
+    for r in labelled:
         counts[r["label"]] = counts.get(r["label"], 0) + 1
-    return {label: len(rows) / (len(counts) * n) for label, n in counts.items()}
+    return {label: len(labelled) / (len(counts) * n) for label, n in counts.items()}
 
 
 def train_causal_lm(

@@ -11,7 +11,6 @@ resume; ``metrics.jsonl``; and a progress bar.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -25,8 +24,10 @@ from tunesmith.config.schema import TrainConfig
 from tunesmith.errors import TrainingError
 from tunesmith.train import checkpoint as ckpt
 from tunesmith.train.batching import collate, labelled_tokens, token_budget_batches
+from tunesmith.train.losses import l2sp_penalty
 from tunesmith.train.optim import build_optimizer, build_scheduler
 from tunesmith.train.packing import collate_packed, pack_plan
+from tunesmith.train.tracking import MetricsLog
 
 Example = dict[str, list[int]]
 
@@ -56,21 +57,6 @@ class FitResult:
     best_checkpoint: str | None
 
 
-class MetricsLog:
-    """Appends one JSON object per line to ``metrics.jsonl`` (flushed, so a kill loses at most a line)."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = path.open("a", encoding="utf-8")
-
-    def write(self, **values: Any) -> None:
-        self._fh.write(json.dumps(values) + "\n")
-        self._fh.flush()
-
-    def close(self) -> None:
-        self._fh.close()
-
-
 def plan_epoch(lengths: Sequence[int], config: TrainConfig, seed: int, epoch: int) -> list[list[int]]:
     """The micro-batches of one epoch (index lists); a seed and epoch always give the same plan."""
     plan = pack_plan if config.packing else token_budget_batches
@@ -89,16 +75,21 @@ def total_steps(n_batches: int, config: TrainConfig) -> int:
 
 
 def evaluate_loss(
-    loss_module: torch.nn.Module, examples: Sequence[Example], config: TrainConfig, pad_id: int, accelerator: Any
+    loss_module: torch.nn.Module,
+    examples: Sequence[Example],
+    config: TrainConfig,
+    pad_id: int,
+    accelerator: Any,
+    collate_fn: Callable[[Sequence[Example]], dict[str, torch.Tensor]] | None = None,
 ) -> float:
     """Token-weighted mean loss over ``examples`` (no gradients)."""
     loss_module.eval()
     total, count = 0.0, 0
     with torch.no_grad():
         for idx in plan_epoch([len(e["input_ids"]) for e in examples], config, 0, 0):
-            batch = {
-                k: v.to(accelerator.device) for k, v in make_batch([examples[i] for i in idx], config, pad_id).items()
-            }
+            chunk = [examples[i] for i in idx]
+            made = collate_fn(chunk) if collate_fn else make_batch(chunk, config, pad_id)
+            batch = {k: v.to(accelerator.device) for k, v in made.items()}
             n = labelled_tokens(batch)
             if n == 0:
                 continue
@@ -125,9 +116,11 @@ def fit(
     progress: Any = None,
     on_best: Callable[[int], None] | None = None,
     halt_after: int | None = None,
+    collate_fn: Callable[[Sequence[Example]], dict[str, torch.Tensor]] | None = None,
 ) -> FitResult:
     """Train ``loss_module`` on ``train_examples``; see the module docstring for what the loop does.
 
+    ``collate_fn`` builds a batch from examples (default: a packed row or a right-padded causal-LM batch).
     ``halt_after`` stops after that optimizer step without a final checkpoint or validation, exactly as a
     kill would (the schedule still spans the whole run); the resume tests use it.
     """
@@ -137,7 +130,13 @@ def fit(
         mixed_precision="bf16" if precision == "bf16" else "no", cpu=not torch.cuda.is_available()
     )
     lengths = [len(e["input_ids"]) for e in train_examples]
+
+    def build(chunk: Sequence[Example]) -> dict[str, torch.Tensor]:
+        return collate_fn(chunk) if collate_fn else make_batch(chunk, config, pad_id)
+
     n_steps = total_steps(len(plan_epoch(lengths, config, seed, 0)), config)
+    trainable = [p for p in loss_module.parameters() if p.requires_grad]
+    anchors = [p.detach().clone() for p in trainable] if config.l2sp else []  # pretrained values, before resume
     optimizer = build_optimizer(loss_module, config)
     scheduler = build_scheduler(optimizer, config, n_steps)
     loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
@@ -145,7 +144,7 @@ def fit(
     if resume and (last := ckpt.latest_checkpoint(checkpoint_dir)) is not None:
         saved = ckpt.load_checkpoint(last, accelerator.unwrap_model(loss_module), optimizer, scheduler)
         state = TrainState(**{k: v for k, v in saved.items() if k in TrainState.__dataclass_fields__})
-    log = MetricsLog(metrics_path)
+    log = MetricsLog(metrics_path, metrics_path.parent / "tensorboard", metrics_path.parent.name)
     task = progress.add_task("training", total=n_steps, completed=state.step, info="") if progress else None
     loss_module.train()
     start, window_tokens, window_start = time.perf_counter(), 0, time.perf_counter()
@@ -171,7 +170,7 @@ def fit(
         nonlocal best_path
         if not val_examples:
             return
-        val = evaluate_loss(loss_module, val_examples, config, pad_id, accelerator)
+        val = evaluate_loss(loss_module, val_examples, config, pad_id, accelerator, collate_fn)
         state.history.append({"step": state.step, "val_loss": val})
         log.write(step=state.step, epoch=state.epoch, val_loss=val)
         if state.best_val_loss is None or val < state.best_val_loss:
@@ -197,10 +196,7 @@ def fit(
             if state.step >= n_steps:
                 break
             micro = [
-                {
-                    k: v.to(accelerator.device)
-                    for k, v in make_batch([train_examples[i] for i in idx], config, pad_id).items()
-                }
+                {k: v.to(accelerator.device) for k, v in build([train_examples[i] for i in idx]).items()}
                 for idx in groups[g]
             ]
             n_labelled = sum(labelled_tokens(b) for b in micro)
@@ -209,6 +205,8 @@ def fit(
                 sync = j == len(micro) - 1
                 with contextlib.nullcontext() if sync else accelerator.no_sync(loss_module), accelerator.autocast():
                     loss, _ = loss_module(batch, normalizer=max(n_labelled, 1))
+                if anchors and sync:  # once per optimizer step
+                    loss = loss + l2sp_penalty(trainable, anchors, config.l2sp)
                 if not torch.isfinite(loss):
                     log.write(step=state.step, error="non-finite loss")
                     where = (

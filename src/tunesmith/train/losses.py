@@ -5,7 +5,7 @@ Shapes: ``B`` batch, ``T`` sequence length, ``H`` hidden size, ``V`` vocabulary,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -77,3 +77,28 @@ def labelled_lm_loss(
 def token_log_probs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Log-probability of each target token: ``(..., V)`` logits and ``(...)`` ids -> ``(...)``."""
     return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
+def classification_loss(
+    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Summed (optionally per-example weighted) cross-entropy of a classification head.
+
+    Args:
+        logits: ``(B, C)`` class scores.
+        labels: ``(B,)`` class indices.
+        weights: optional ``(B,)`` example weights (balanced class weights); divide the sum by the
+            example count of the optimizer step for a mean.
+    """
+    per_example = F.cross_entropy(logits.float(), labels, reduction="none")
+    return (per_example * weights.to(per_example.dtype)).sum() if weights is not None else per_example.sum()
+
+
+def l2sp_penalty(params: Sequence[torch.Tensor], anchors: Sequence[torch.Tensor], strength: float) -> torch.Tensor:
+    """``strength / 2 * sum ||w - w0||^2``: the L2-SP pull toward pretrained weights (Li et al. 2018,
+    "Explicit Inductive Bias for Transfer Learning with Convolutional Networks", arXiv:1802.01483), which
+    limits how far full or freeze tuning drifts from what the base model knew."""
+    total = params[0].new_zeros((), dtype=torch.float32)
+    for w, w0 in zip(params, anchors, strict=True):
+        total = total + (w.float() - w0.float()).pow(2).sum()
+    return 0.5 * strength * total

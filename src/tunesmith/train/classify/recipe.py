@@ -1,0 +1,117 @@
+"""Classification recipe: labelled text -> a new head on an encoder or causal LM -> adapter or model.
+
+The embedded MiniLM encoder (``model.base: all-minilm-l6-v2``) is the usual choice; a causal LM works too
+(it classifies from its last token). Balanced class weights (``train.class_weights``) counter skew.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import partial
+from typing import Any
+
+from tunesmith.adapters import count_parameters, get_method
+from tunesmith.config.schema import RunConfig
+from tunesmith.errors import ConfigError, DataError
+from tunesmith.models.load import load_classifier
+from tunesmith.rundir import RunDir, read_jsonl, write_json
+from tunesmith.train import env
+from tunesmith.train.batching import collate_classify
+from tunesmith.train.causal import class_weights
+from tunesmith.train.checkpoint import load_file
+from tunesmith.train.classify.loss import ClassifierLoss
+from tunesmith.train.engine import fit
+
+
+def encode_rows(
+    rows: list[dict[str, Any]], tokenizer: Any, labels: list[str], max_length: int, weights: dict[str, float] | None
+) -> list[dict[str, Any]]:
+    """Token ids of each text (truncated to ``max_length``) with its class index and optional weight."""
+    index = {lab: i for i, lab in enumerate(labels)}
+    out = []
+    for row in rows:
+        ids = tokenizer(row["text"], truncation=True, max_length=max_length)["input_ids"]
+        example: dict[str, Any] = {"input_ids": list(ids), "label": index[row["label"]]}
+        if weights is not None:
+            example["weight"] = weights[row["label"]]
+        out.append(example)
+    return out
+
+
+def train_classify(config: RunConfig, run: RunDir, resume: bool = False, progress: Any = None) -> dict[str, Any]:
+    """Train a classifier on the prepared classification splits of ``run``."""
+    tc = config.train
+    if config.data.format != "classification":
+        raise ConfigError(
+            f"train.objective=classify needs data.format: classification (it is '{config.data.format}')."
+        )
+    if tc.packing:
+        raise ConfigError("train.packing applies to causal-LM objectives; set it to false for classify.")
+    if config.data.replay is not None:
+        raise ConfigError("data.replay mixes general text into causal-LM training; it does not apply to classify.")
+    threads = env.set_threads(tc.threads)
+    env.set_seed(config.seed)
+    precision = env.resolve_precision(tc.precision)
+    write_json(run.env, env.describe(config.seed, precision, threads))
+    if not run.split("train").is_file():
+        raise DataError(f"{run.split('train')} is missing: run `tunesmith data prepare` first.")
+    labels = json.loads(run.manifest.read_text())["labels"]
+    task = progress.add_task(f"loading {config.model.base}", total=1) if progress else None
+    model, tokenizer = load_classifier(config.model.base, labels, config.model.gguf_file)
+    if progress:
+        progress.update(task, completed=1)
+    train_rows = read_jsonl(run.split("train"))
+    val_rows = read_jsonl(run.split("validation")) if run.split("validation").is_file() else []
+    weights = class_weights(train_rows) if tc.class_weights == "balanced" else None
+    train_ex = encode_rows(train_rows, tokenizer, labels, tc.max_length, weights)
+    val_ex = encode_rows(val_rows, tokenizer, labels, tc.max_length, weights)
+
+    method = get_method(config.method.name)
+    env.set_seed(config.seed)
+    model = method.apply(model, config.method)
+    trainable, total = count_parameters(model)
+    t0 = time.perf_counter()
+    result = fit(
+        ClassifierLoss(model),
+        train_ex,
+        tc,
+        pad_id=tokenizer.pad_token_id,
+        seed=config.seed,
+        precision=precision,
+        checkpoint_dir=run.checkpoints,
+        metrics_path=run.metrics,
+        val_examples=val_ex,
+        resume=resume,
+        progress=progress,
+        collate_fn=partial(collate_classify, pad_id=tokenizer.pad_token_id),
+    )
+    if result.best_checkpoint:
+        model.load_state_dict(load_file(f"{result.best_checkpoint}/trainable.safetensors"), strict=False)
+    out_dir = run.adapter if method.SAVES_ADAPTER else run.model
+    method.save(model, out_dir)
+    tokenizer.save_pretrained(out_dir)
+    summary = {
+        "objective": "classify",
+        "method": config.method.name,
+        "base": config.model.base,
+        "output": str(out_dir),
+        "labels": labels,
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_pct": round(100 * trainable / total, 4),
+        "train_examples": len(train_ex),
+        "validation_examples": len(val_ex),
+        "steps": result.state.step,
+        "epochs_completed": result.state.epoch,
+        "tokens_seen": result.state.tokens_seen,
+        "tokens_per_s": round(result.tokens_per_s, 1),
+        "train_seconds": round(time.perf_counter() - t0, 1),
+        "final_train_loss": result.final_train_loss,
+        "best_val_loss": result.state.best_val_loss,
+        "best_step": result.state.best_step,
+        "precision": precision,
+        "class_weights": weights,
+    }
+    write_json(run.train_summary, summary)
+    return summary
