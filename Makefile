@@ -31,6 +31,7 @@ test-slow: setup
 bench: setup
 	# Each benchmark measures its baseline in the same run; figures go to docs/benchmarks.md.
 	$(BIN)/python bench/head_on_labelled.py
+	$(BIN)/python bench/sft_vs_trl.py --precision bf16
 
 lint: setup
 	$(BIN)/ruff check src tests bench

@@ -188,3 +188,20 @@ def test_l2sp_keeps_full_tuning_near_the_pretrained_weights(tiny_model_dir: Path
         _run(tiny_model_dir, tmp_path / str(strength), config, model=(model, tok))
         drift[strength] = sum(float((p - start[n]).pow(2).sum()) for n, p in model.named_parameters())
     assert drift[50.0] < 0.5 * drift[0.0]
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir: Path) -> None:
+    from tunesmith.train.batching import collate
+
+    grads = []
+    for checkpointing in (False, True):
+        model, tok = _fresh(tiny_model_dir)
+        if checkpointing:
+            base = model.get_base_model()
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        loss_module = CausalLMLoss(model).train()
+        loss, _ = loss_module(collate(_examples(tok, 4), tok.pad_token_id))
+        loss.backward()
+        grads.append([p.grad.clone() for p in model.parameters() if p.requires_grad])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)

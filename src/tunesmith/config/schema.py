@@ -187,6 +187,11 @@ class TrainConfig(Section):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="'auto' uses bf16 autocast where the hardware runs it fast (AMX CPUs, CUDA), else fp32."
     )
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Recompute each block's activations in backward instead of keeping them: far less memory "
+        "for about a third more compute.",
+    )
     clip_grad: float | None = Field(1.0, gt=0, description="Max gradient norm; null disables clipping.")
     l2sp: float = Field(
         0.0,

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tunesmith.adapters import count_parameters, get_method
+from tunesmith.adapters import get_method
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.format import chunk_example, tokenize_example
-from tunesmith.errors import DataError, TrainingError
+from tunesmith.errors import TrainingError
 from tunesmith.models.load import load_model
-from tunesmith.rundir import RunDir, read_jsonl, write_json
-from tunesmith.train import env
-from tunesmith.train.checkpoint import load_file
+from tunesmith.rundir import RunDir, read_jsonl
+from tunesmith.train import env, lifecycle
 from tunesmith.train.engine import fit
 from tunesmith.train.packing import use_segment_attention
 from tunesmith.train.sft.loss import CausalLMLoss
@@ -83,45 +83,40 @@ def train_causal_lm(
 ) -> dict[str, Any]:
     """Fine-tune ``config.model.base`` with ``config.method`` on the prepared splits of ``run``."""
     tc = config.train
-    threads = env.set_threads(tc.threads)
-    env.set_seed(config.seed)
-    precision = env.resolve_precision(tc.precision)
-    write_json(run.env, env.describe(config.seed, precision, threads))
-
-    if not run.split("train").is_file():
-        raise DataError(f"{run.split('train')} is missing: run `tunesmith data prepare` first.")
-    task = progress.add_task(f"loading {config.model.base}", total=1) if progress else None
+    precision = lifecycle.start(config, run)
+    task = lifecycle.loading(progress, config.model.base)
     model, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
     model.config.use_cache = False
     if progress:
         progress.update(task, completed=1)
     train_rows = read_jsonl(run.split("train"))
     val_rows = read_jsonl(run.split("validation")) if run.split("validation").is_file() else []
-    weights = (
-        class_weights(train_rows)
-        if tc.class_weights == "balanced" and train_rows and "label" in train_rows[0]
-        else None
+    labelled = bool(train_rows) and "label" in train_rows[0]
+    weights = class_weights(train_rows) if tc.class_weights == "balanced" and labelled else None
+    tokenize = partial(
+        tokenize_split,
+        tokenizer=tokenizer,
+        loss_on=tc.loss_on,
+        max_length=tc.max_length,
+        rejects=run.rejects,
+        weights=weights,
+        progress=progress,
+        chunk_long=chunk_long,
     )
-    train_ex = tokenize_split(
-        train_rows, tokenizer, tc.loss_on, tc.max_length, "train", run.rejects, weights, progress
-    )
-    val_ex = tokenize_split(
-        val_rows, tokenizer, tc.loss_on, tc.max_length, "validation", run.rejects, weights, progress
-    )
+    train_ex, val_ex = tokenize(train_rows, split="train"), tokenize(val_rows, split="validation")
     if not train_ex:
         raise TrainingError(f"No training example fits train.max_length={tc.max_length}; see {run.rejects}.")
 
     if tc.packing:
         use_segment_attention(model)
+    if tc.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     method = get_method(config.method.name)
     env.set_seed(config.seed)  # the adapter's random init does not depend on what loading consumed
     model = method.apply(model, config.method)
-    trainable, total = count_parameters(model)
-    loss_module = CausalLMLoss(model)
-
-    t0 = time.perf_counter()
+    started = time.perf_counter()
     result = fit(
-        loss_module,
+        CausalLMLoss(model),
         train_ex,
         tc,
         pad_id=tokenizer.pad_token_id,
@@ -133,31 +128,16 @@ def train_causal_lm(
         resume=resume,
         progress=progress,
     )
-    if result.best_checkpoint:  # finish with the weights that validated best
-        model.load_state_dict(load_file(str(Path(result.best_checkpoint) / "trainable.safetensors")), strict=False)
-    out_dir = run.adapter if method.SAVES_ADAPTER else run.model
-    method.save(model, out_dir)
-    tokenizer.save_pretrained(out_dir)
-    summary = {
-        "objective": config.train.objective,
-        "method": config.method.name,
-        "base": config.model.base,
-        "output": str(out_dir),
-        "trainable_params": trainable,
-        "total_params": total,
-        "trainable_pct": round(100 * trainable / total, 4),
-        "train_examples": len(train_ex),
-        "validation_examples": len(val_ex),
-        "steps": result.state.step,
-        "epochs_completed": result.state.epoch,
-        "tokens_seen": result.state.tokens_seen,
-        "tokens_per_s": round(result.tokens_per_s, 1),
-        "train_seconds": round(time.perf_counter() - t0, 1),
-        "final_train_loss": result.final_train_loss,
-        "best_val_loss": result.state.best_val_loss,
-        "best_step": result.state.best_step,
-        "precision": precision,
-        "class_weights": weights,
-    }
-    write_json(run.train_summary, summary)
-    return summary
+    return lifecycle.finish(
+        config,
+        run,
+        model,
+        tokenizer,
+        method,
+        result,
+        started,
+        precision,
+        train_examples=len(train_ex),
+        validation_examples=len(val_ex),
+        class_weights=weights,
+    )

@@ -11,15 +11,14 @@ import time
 from functools import partial
 from typing import Any
 
-from tunesmith.adapters import count_parameters, get_method
+from tunesmith.adapters import get_method
 from tunesmith.config.schema import RunConfig
-from tunesmith.errors import ConfigError, DataError
+from tunesmith.errors import ConfigError
 from tunesmith.models.load import load_classifier
-from tunesmith.rundir import RunDir, read_jsonl, write_json
-from tunesmith.train import env
+from tunesmith.rundir import RunDir, read_jsonl
+from tunesmith.train import env, lifecycle
 from tunesmith.train.batching import collate_classify
 from tunesmith.train.causal import class_weights
-from tunesmith.train.checkpoint import load_file
 from tunesmith.train.classify.loss import ClassifierLoss
 from tunesmith.train.engine import fit
 
@@ -50,14 +49,9 @@ def train_classify(config: RunConfig, run: RunDir, resume: bool = False, progres
         raise ConfigError("train.packing applies to causal-LM objectives; set it to false for classify.")
     if config.data.replay is not None:
         raise ConfigError("data.replay mixes general text into causal-LM training; it does not apply to classify.")
-    threads = env.set_threads(tc.threads)
-    env.set_seed(config.seed)
-    precision = env.resolve_precision(tc.precision)
-    write_json(run.env, env.describe(config.seed, precision, threads))
-    if not run.split("train").is_file():
-        raise DataError(f"{run.split('train')} is missing: run `tunesmith data prepare` first.")
+    precision = lifecycle.start(config, run)
     labels = json.loads(run.manifest.read_text())["labels"]
-    task = progress.add_task(f"loading {config.model.base}", total=1) if progress else None
+    task = lifecycle.loading(progress, config.model.base)
     model, tokenizer = load_classifier(config.model.base, labels, config.model.gguf_file)
     if progress:
         progress.update(task, completed=1)
@@ -67,11 +61,12 @@ def train_classify(config: RunConfig, run: RunDir, resume: bool = False, progres
     train_ex = encode_rows(train_rows, tokenizer, labels, tc.max_length, weights)
     val_ex = encode_rows(val_rows, tokenizer, labels, tc.max_length, weights)
 
+    if tc.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     method = get_method(config.method.name)
     env.set_seed(config.seed)
     model = method.apply(model, config.method)
-    trainable, total = count_parameters(model)
-    t0 = time.perf_counter()
+    started = time.perf_counter()
     result = fit(
         ClassifierLoss(model),
         train_ex,
@@ -86,32 +81,17 @@ def train_classify(config: RunConfig, run: RunDir, resume: bool = False, progres
         progress=progress,
         collate_fn=partial(collate_classify, pad_id=tokenizer.pad_token_id),
     )
-    if result.best_checkpoint:
-        model.load_state_dict(load_file(f"{result.best_checkpoint}/trainable.safetensors"), strict=False)
-    out_dir = run.adapter if method.SAVES_ADAPTER else run.model
-    method.save(model, out_dir)
-    tokenizer.save_pretrained(out_dir)
-    summary = {
-        "objective": "classify",
-        "method": config.method.name,
-        "base": config.model.base,
-        "output": str(out_dir),
-        "labels": labels,
-        "trainable_params": trainable,
-        "total_params": total,
-        "trainable_pct": round(100 * trainable / total, 4),
-        "train_examples": len(train_ex),
-        "validation_examples": len(val_ex),
-        "steps": result.state.step,
-        "epochs_completed": result.state.epoch,
-        "tokens_seen": result.state.tokens_seen,
-        "tokens_per_s": round(result.tokens_per_s, 1),
-        "train_seconds": round(time.perf_counter() - t0, 1),
-        "final_train_loss": result.final_train_loss,
-        "best_val_loss": result.state.best_val_loss,
-        "best_step": result.state.best_step,
-        "precision": precision,
-        "class_weights": weights,
-    }
-    write_json(run.train_summary, summary)
-    return summary
+    return lifecycle.finish(
+        config,
+        run,
+        model,
+        tokenizer,
+        method,
+        result,
+        started,
+        precision,
+        labels=labels,
+        train_examples=len(train_ex),
+        validation_examples=len(val_ex),
+        class_weights=weights,
+    )

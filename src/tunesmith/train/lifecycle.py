@@ -1,0 +1,73 @@
+"""The steps every objective takes before and after the engine: environment, outputs, summary."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from tunesmith.adapters import count_parameters
+from tunesmith.config.schema import RunConfig
+from tunesmith.errors import DataError
+from tunesmith.rundir import RunDir, write_json
+from tunesmith.train import env
+from tunesmith.train.checkpoint import load_file
+from tunesmith.train.engine import FitResult
+
+
+def start(config: RunConfig, run: RunDir) -> str:
+    """Threads, seed and precision, recorded in ``env.json``; checks the data is prepared. Returns the precision."""
+    threads = env.set_threads(config.train.threads)
+    env.set_seed(config.seed)
+    precision = env.resolve_precision(config.train.precision)
+    write_json(run.env, env.describe(config.seed, precision, threads))
+    if not run.split("train").is_file():
+        raise DataError(f"{run.split('train')} is missing: run `tunesmith data prepare` first.")
+    return precision
+
+
+def loading(progress: Any, what: str) -> Any:
+    """A one-step progress task for a load (transformers' own bars are silenced by the CLI)."""
+    return progress.add_task(f"loading {what}", total=1) if progress else None
+
+
+def finish(
+    config: RunConfig,
+    run: RunDir,
+    model: Any,
+    tokenizer: Any,
+    method: Any,
+    result: FitResult,
+    started: float,
+    precision: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Keep the best-validated weights, save the adapter (or model) with its tokenizer, write ``train.json``."""
+    if result.best_checkpoint:
+        model.load_state_dict(load_file(str(Path(result.best_checkpoint) / "trainable.safetensors")), strict=False)
+    out_dir = run.adapter if method.SAVES_ADAPTER else run.model
+    method.save(model, out_dir)
+    tokenizer.save_pretrained(out_dir)
+    trainable, total = count_parameters(model)
+    summary = {
+        "objective": config.train.objective,
+        "method": config.method.name,
+        "base": config.model.base,
+        "output": str(out_dir),
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_pct": round(100 * trainable / total, 4),
+        "steps": result.state.step,
+        "epochs_completed": result.state.epoch,
+        "stopped_early": result.state.stopped_early,
+        "tokens_seen": result.state.tokens_seen,
+        "tokens_per_s": round(result.tokens_per_s, 1),
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "final_train_loss": result.final_train_loss,
+        "best_val_loss": result.state.best_val_loss,
+        "best_step": result.state.best_step,
+        "precision": precision,
+        **extra,
+    }
+    write_json(run.train_summary, summary)
+    return summary
