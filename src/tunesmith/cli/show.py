@@ -57,23 +57,19 @@ def evaluation(console: Console, report: dict[str, Any], run: Any) -> None:
         return
     table = Table(title=f"stage 5: {report['split']} split, {report['rows']} held-out rows", show_edge=False)
     models = list(report["models"].values())
-    rule = models[0].get("calibration", "none") if models else "none"
+    rule = next((m["calibration"] for m in models if "calibration" in m), None)
     other = "argmax" if rule == "batch" else "calibrated"
-    for col in ("model", "accuracy", "macro-F1", "weighted-F1", f"{other} acc / macro-F1"):
+    columns = ["model", "accuracy", "macro-F1", "weighted-F1"] + ([f"{other} acc / macro-F1"] if rule else [])
+    for col in columns:
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, m in report["models"].items():
-        o = m.get("other_rule", {})
-        table.add_row(
-            name,
-            _f(m["accuracy"]),
-            _f(m["macro_f1"]),
-            _f(m.get("weighted_f1")),
-            f"{_f(o.get('accuracy'))} / {_f(o.get('macro_f1'))}",
-        )
+        cells = [name, _f(m["accuracy"]), _f(m["macro_f1"]), _f(m.get("weighted_f1"))]
+        if rule:
+            o = m.get("other_rule", {})
+            cells.append(f"{_f(o.get('accuracy'))} / {_f(o.get('macro_f1'))}")
+        table.add_row(*cells)
     console.print(table)
-    console.print(
-        f"decision rule: {'batch-calibrated label log-likelihood' if rule == 'batch' else 'argmax log-likelihood'}"
-    )
+    console.print(f"scoring: {report['scoring']}")
     console.print(f"report: {run.eval / 'report.md'} (and report.json, predictions.jsonl)")
 
 

@@ -32,22 +32,23 @@ def _label_lines(report: dict[str, Any]) -> list[str]:
         f"(gold counts: {', '.join(f'{k} {v}' for k, v in report['gold_counts'].items())}). "
         f"Scoring: {report['scoring']}. Base model: `{report['base_model']}`."
     )
-    lines += ["", "| model | accuracy | macro-F1 | weighted-F1 | rows | other rule: accuracy / macro-F1 |"]
-    lines += ["|---|---|---|---|---|---|"]
+    models: list[dict[str, Any]] = list(report["models"].values())
+    rule = next((m["calibration"] for m in models if "calibration" in m), None)
+    extra = " other rule: accuracy / macro-F1 |" if rule else ""
+    lines += ["", f"| model | accuracy | macro-F1 | weighted-F1 | rows |{extra}"]
+    lines += ["|---|---|---|---|---|" + ("---|" if rule else "")]
     for name, m in report["models"].items():
         other = m.get("other_rule", {})
-        lines.append(
-            f"| {name} | {_fmt(m['accuracy'])} | {_fmt(m['macro_f1'])} | {_fmt(m.get('weighted_f1'))} | {m['n']} "
-            f"| {_fmt(other.get('accuracy'))} / {_fmt(other.get('macro_f1'))} |"
-        )
-    models: list[dict[str, Any]] = list(report["models"].values())
-    rule = models[0].get("calibration", "none") if models else "none"
-    lines += [
-        "",
-        f"Headline rule: `{rule}`. 'batch' divides out each model's label prior, estimated from its mean label "
-        "distribution on these rows without gold labels (Zhou et al. 2023); 'none' is the plain argmax of the "
-        "log-likelihoods. The last column shows the other rule.",
-    ]
+        cell = f" {_fmt(other.get('accuracy'))} / {_fmt(other.get('macro_f1'))} |" if rule else ""
+        scores = f"{_fmt(m['accuracy'])} | {_fmt(m['macro_f1'])} | {_fmt(m.get('weighted_f1'))}"
+        lines.append(f"| {name} | {scores} | {m['n']} |{cell}")
+    if rule:
+        lines += [
+            "",
+            f"Headline rule: `{rule}`. 'batch' divides out each model's label prior, estimated from its mean label "
+            "distribution on these rows without gold labels (Zhou et al. 2023); 'none' is the plain argmax of the "
+            "log-likelihoods. The last column shows the other rule.",
+        ]
     for name, m in report["models"].items():
         lines += [
             "",
