@@ -92,3 +92,9 @@ def test_paths_resolve_relative_to_config_and_dump_roundtrips(tmp_path: Path) ->
 def test_unknown_preset_suggests() -> None:
     with pytest.raises(ConfigError, match="sentiment-lora"):
         preset_path("sentiment-lor")
+
+
+def test_missing_config_file_suggests_a_real_preset(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "nope.yaml")
+    assert "not found" in str(err.value) and "sentiment-lora" in str(err.value)

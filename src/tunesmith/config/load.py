@@ -23,7 +23,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping; a syntax error names the file, line and column."""
     if not path.is_file():
         raise ConfigError(
-            f"Config file not found: {path}. Start from a preset: `tunesmith config eject quickstart {path}`."
+            f"Config file not found: {path}. Start from a preset ({', '.join(preset_names())}): "
+            f"`tunesmith config eject {preset_names()[0]} {path}`."
         )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
