@@ -136,6 +136,7 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
     from tunesmith.data.format import tokenize_example
     from tunesmith.models.load import load_model
     from tunesmith.train.engine import fit
+    from tunesmith.train.lifecycle import frozen_to_bf16
     from tunesmith.train.packing import use_segment_attention
     from tunesmith.train.sft.loss import CausalLMLoss
 
@@ -148,6 +149,8 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = lora.apply(model, LoraMethod(r=16, alpha=32))
+    if precision == "bf16":  # what train.bf16_frozen_base (default on) does in the recipe
+        frozen_to_bf16(model)
     out = Path(tempfile.mkdtemp())
     config = TrainConfig(
         lr=2e-4,

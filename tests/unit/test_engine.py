@@ -205,3 +205,19 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir: Path) -
         grads.append([p.grad.clone() for p in model.parameters() if p.requires_grad])
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_bf16_frozen_base_matches_fp32_base_under_autocast(tiny_model_dir: Path) -> None:
+    from tunesmith.train.batching import collate
+    from tunesmith.train.lifecycle import frozen_to_bf16
+
+    losses = []
+    for compact in (False, True):
+        model, tok = _fresh(tiny_model_dir)
+        if compact:
+            assert frozen_to_bf16(model) > 0
+            assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss, _ = CausalLMLoss(model)(collate(_examples(tok, 4), tok.pad_token_id))
+        losses.append(float(loss))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-2)

@@ -184,6 +184,11 @@ class TrainConfig(Section):
         description="'balanced' weights each classification example by N / (classes x count of its label), so "
         "rare labels are not drowned by the majority (macro-F1 rewards this); validation uses the same weights.",
     )
+    bf16_frozen_base: bool = Field(
+        True,
+        description="With bf16 precision and an adapter method (lora), store the frozen base weights in bf16: "
+        "autocast casts them to bf16 for every matmul anyway, so losses match while memory drops ~20%.",
+    )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="'auto' uses bf16 autocast where the hardware runs it fast (AMX CPUs, CUDA), else fp32."
     )

@@ -24,7 +24,7 @@ def held_out_loss(
 ) -> dict[str, float]:
     """Token-weighted mean negative log-likelihood over the labelled tokens, and its exponential."""
     model.eval()
-    loss_module = CausalLMLoss(model)
+    loss_module = CausalLMLoss(model, chunk_size=512)  # no backward here: small chunks keep logits small
     device_type = next(model.parameters()).device.type
     total, count = 0.0, 0
     plan = token_budget_batches([len(e["input_ids"]) for e in examples], batch_tokens, 64)

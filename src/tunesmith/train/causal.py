@@ -114,6 +114,7 @@ def train_causal_lm(
     method = get_method(config.method.name)
     env.set_seed(config.seed)  # the adapter's random init does not depend on what loading consumed
     model = method.apply(model, config.method)
+    lifecycle.compact_frozen_base(model, method, config, precision)
     started = time.perf_counter()
     result = fit(
         CausalLMLoss(model),

@@ -26,6 +26,30 @@ def start(config: RunConfig, run: RunDir) -> str:
     return precision
 
 
+def compact_frozen_base(model: Any, method: Any, config: RunConfig, precision: str) -> int:
+    """Store frozen weights in bf16 when training in bf16 with an adapter method; returns the bytes saved.
+
+    Under bf16 autocast every matmul casts its fp32 weight to bf16 anyway, so the forward values are the
+    same; only adapters are saved, so the stored base is never written back. Full and freeze tuning save
+    the whole model and keep fp32.
+    """
+    if precision != "bf16" or not config.train.bf16_frozen_base or not method.SAVES_ADAPTER:
+        return 0
+    return frozen_to_bf16(model)
+
+
+def frozen_to_bf16(model: Any) -> int:
+    """Cast every frozen fp32 parameter to bf16 in place; returns the bytes saved."""
+    import torch
+
+    saved = 0
+    for p in model.parameters():
+        if not p.requires_grad and p.dtype == torch.float32:
+            saved += p.numel() * 2
+            p.data = p.data.to(torch.bfloat16)
+    return saved
+
+
 def loading(progress: Any, what: str) -> Any:
     """A one-step progress task for a load (transformers' own bars are silenced by the CLI)."""
     return progress.add_task(f"loading {what}", total=1) if progress else None

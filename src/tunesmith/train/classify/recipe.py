@@ -66,6 +66,7 @@ def train_classify(config: RunConfig, run: RunDir, resume: bool = False, progres
     method = get_method(config.method.name)
     env.set_seed(config.seed)
     model = method.apply(model, config.method)
+    lifecycle.compact_frozen_base(model, method, config, precision)
     started = time.perf_counter()
     result = fit(
         ClassifierLoss(model),

@@ -22,9 +22,10 @@ class CausalLMLoss(torch.nn.Module):
     live inside the decoder's modules, so they apply as usual.
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, chunk_size: int = 2048) -> None:
         super().__init__()
         self.model = model
+        self.chunk_size = chunk_size
 
     def forward(self, batch: dict[str, torch.Tensor], normalizer: float | None = None) -> tuple[torch.Tensor, int]:
         decoder, head = causal_parts(self.model)
@@ -44,4 +45,4 @@ class CausalLMLoss(torch.nn.Module):
             input_ids=batch["input_ids"], attention_mask=None if bool(mask.all()) else mask, use_cache=False, **extra
         ).last_hidden_state
         weights = batch.get("token_weights", batch.get("weights"))
-        return labelled_lm_loss(hidden, batch["labels"], head, normalizer, weights=weights)
+        return labelled_lm_loss(hidden, batch["labels"], head, normalizer, self.chunk_size, weights=weights)
