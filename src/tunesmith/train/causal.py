@@ -11,14 +11,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tunesmith.adapters import get_method
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.format import chunk_example, tokenize_example
 from tunesmith.errors import TrainingError
 from tunesmith.models.load import load_model
 from tunesmith.rundir import RunDir, read_jsonl
-from tunesmith.train import env, lifecycle
-from tunesmith.train.engine import fit
+from tunesmith.train import lifecycle
 from tunesmith.train.packing import use_segment_attention
 from tunesmith.train.sft.loss import CausalLMLoss
 
@@ -109,25 +107,10 @@ def train_causal_lm(
 
     if tc.packing:
         use_segment_attention(model)
-    if tc.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    method = get_method(config.method.name)
-    env.set_seed(config.seed)  # the adapter's random init does not depend on what loading consumed
-    model = method.apply(model, config.method)
-    lifecycle.compact_frozen_base(model, method, config, precision)
+    model, method = lifecycle.apply_method(model, config, precision)
     started = time.perf_counter()
-    result = fit(
-        CausalLMLoss(model),
-        train_ex,
-        tc,
-        pad_id=tokenizer.pad_token_id,
-        seed=config.seed,
-        precision=precision,
-        checkpoint_dir=run.checkpoints,
-        metrics_path=run.metrics,
-        val_examples=val_ex,
-        resume=resume,
-        progress=progress,
+    result = lifecycle.run_engine(
+        config, run, CausalLMLoss(model), train_ex, val_ex, tokenizer.pad_token_id, precision, resume, progress
     )
     return lifecycle.finish(
         config,

@@ -12,7 +12,7 @@ from tunesmith.errors import DataError
 from tunesmith.rundir import RunDir, write_json
 from tunesmith.train import env
 from tunesmith.train.checkpoint import load_file
-from tunesmith.train.engine import FitResult
+from tunesmith.train.engine import FitResult, fit
 
 
 def start(config: RunConfig, run: RunDir) -> str:
@@ -24,6 +24,51 @@ def start(config: RunConfig, run: RunDir) -> str:
     if not run.split("train").is_file():
         raise DataError(f"{run.split('train')} is missing: run `tunesmith data prepare` first.")
     return precision
+
+
+def apply_method(model: Any, config: RunConfig, precision: str) -> tuple[Any, Any]:
+    """Gradient checkpointing if asked, then the tuning method (seeded), then the bf16 frozen base.
+
+    Returns ``(model, method_module)``.
+    """
+    from tunesmith.adapters import get_method
+
+    if config.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    method = get_method(config.method.name)
+    env.set_seed(config.seed)  # the adapter's random init does not depend on what loading consumed
+    model = method.apply(model, config.method)
+    compact_frozen_base(model, method, config, precision)
+    return model, method
+
+
+def run_engine(
+    config: RunConfig,
+    run: RunDir,
+    loss_module: Any,
+    train_ex: list[dict[str, Any]],
+    val_ex: list[dict[str, Any]],
+    pad_id: int,
+    precision: str,
+    resume: bool,
+    progress: Any,
+    collate_fn: Any = None,
+) -> FitResult:
+    """The engine with the run directory's checkpoint and metrics paths."""
+    return fit(
+        loss_module,
+        train_ex,
+        config.train,
+        pad_id=pad_id,
+        seed=config.seed,
+        precision=precision,
+        checkpoint_dir=run.checkpoints,
+        metrics_path=run.metrics,
+        val_examples=val_ex,
+        resume=resume,
+        progress=progress,
+        collate_fn=collate_fn,
+    )
 
 
 def compact_frozen_base(model: Any, method: Any, config: RunConfig, precision: str) -> int:

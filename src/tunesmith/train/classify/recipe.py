@@ -11,16 +11,14 @@ import time
 from functools import partial
 from typing import Any
 
-from tunesmith.adapters import get_method
 from tunesmith.config.schema import RunConfig
 from tunesmith.errors import ConfigError
 from tunesmith.models.load import load_classifier
 from tunesmith.rundir import RunDir, read_jsonl
-from tunesmith.train import env, lifecycle
+from tunesmith.train import lifecycle
 from tunesmith.train.batching import collate_classify
 from tunesmith.train.causal import class_weights
 from tunesmith.train.classify.loss import ClassifierLoss
-from tunesmith.train.engine import fit
 
 
 def encode_rows(
@@ -61,26 +59,20 @@ def train_classify(config: RunConfig, run: RunDir, resume: bool = False, progres
     train_ex = encode_rows(train_rows, tokenizer, labels, tc.max_length, weights)
     val_ex = encode_rows(val_rows, tokenizer, labels, tc.max_length, weights)
 
-    if tc.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    method = get_method(config.method.name)
-    env.set_seed(config.seed)
-    model = method.apply(model, config.method)
-    lifecycle.compact_frozen_base(model, method, config, precision)
+    model, method = lifecycle.apply_method(model, config, precision)
     started = time.perf_counter()
-    result = fit(
+    collate = partial(collate_classify, pad_id=tokenizer.pad_token_id)
+    result = lifecycle.run_engine(
+        config,
+        run,
         ClassifierLoss(model),
         train_ex,
-        tc,
-        pad_id=tokenizer.pad_token_id,
-        seed=config.seed,
-        precision=precision,
-        checkpoint_dir=run.checkpoints,
-        metrics_path=run.metrics,
-        val_examples=val_ex,
-        resume=resume,
-        progress=progress,
-        collate_fn=partial(collate_classify, pad_id=tokenizer.pad_token_id),
+        val_ex,
+        tokenizer.pad_token_id,
+        precision,
+        resume,
+        progress,
+        collate_fn=collate,
     )
     return lifecycle.finish(
         config,
