@@ -178,3 +178,14 @@ def test_classify_head_on_a_causal_lm(make_config) -> None:
 
 def test_classify_rejects_packing_and_non_label_data(make_config) -> None:
     assert main(["run", str(make_config(name="c1", train={"objective": "classify", "packing": True}))]) == 2
+
+
+def test_interrupt_exits_130_with_a_resume_hint(make_config, monkeypatch, capsys) -> None:
+    import tunesmith.pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tunesmith.pipeline, "run", interrupted)
+    assert main(["run", str(make_config(name="ctrl-c"))]) == 130
+    assert "--resume" in capsys.readouterr().err

@@ -213,14 +213,24 @@ def main(argv: list[str] | None = None) -> int:
     import click
 
     try:
-        app(args=argv, standalone_mode=False, prog_name="tunesmith")
+        # Without standalone mode typer returns (not raises) the exit code of an interrupt (130).
+        code = app(args=argv, standalone_mode=False, prog_name="tunesmith")
+        if isinstance(code, int) and code:
+            if code == 130:
+                raise KeyboardInterrupt
+            return code
     except TunesmithError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        Console(stderr=True).print(
+            "[bold yellow]interrupted[/]: checkpoints written so far are kept; continue with "
+            "`tunesmith run CONFIG --resume` (or `tunesmith train RUN_DIR --resume`).",
+            highlight=False,
+        )
         return 130
     except click.exceptions.Exit as exc:
         return exc.exit_code
