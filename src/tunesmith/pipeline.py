@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from tunesmith.config.load import dump_config
 from tunesmith.config.schema import RunConfig
-from tunesmith.data.prepare import PrepareResult, prepare_data
+from tunesmith.data.prepare import PrepareResult, config_digest, prepare_data
 from tunesmith.eval.run import evaluate
 from tunesmith.rundir import Mode, RunDir, atomic_write_text, open_run_dir
 from tunesmith.train.recipe import train
@@ -30,8 +29,7 @@ def _data_is_current(config: RunConfig, run: RunDir) -> bool:
     if not run.manifest.is_file():
         return False
     manifest = json.loads(run.manifest.read_text())
-    digest = hashlib.sha256(json.dumps(config.data.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
-    return bool(manifest.get("config_sha256") == digest)
+    return bool(manifest.get("config_sha256") == config_digest(config.data, config.seed))
 
 
 def run(config: RunConfig, mode: Mode = "new", progress: Any = None, on_stage: Any = None) -> dict[str, Any]:

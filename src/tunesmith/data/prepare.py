@@ -39,6 +39,12 @@ class PrepareResult:
         return Counter(_reason_class(r.reason) for r in self.rejects)
 
 
+def config_digest(config: DataConfig, seed: int = 0) -> str:
+    """A hash of the data section and seed: prepared data is reused only when both are unchanged."""
+    text = json.dumps({"data": config.model_dump(mode="json"), "seed": seed}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _reason_class(reason: str) -> str:
     """Group rejects by the stable part of their reason (drop file:line specifics)."""
     for prefix in ("exact duplicate", "train row also in", "validation row also in", "test row also in"):
@@ -176,9 +182,7 @@ def prepare_data(config: DataConfig, run: RunDir, seed: int = 0) -> PrepareResul
             "rejects": dict(result.rejects_by_reason()),
             "sampled_out": sampled_out,
             "replay": replay_info,
-            "config_sha256": hashlib.sha256(
-                json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
-            ).hexdigest(),
+            "config_sha256": config_digest(config, seed),
         },
     )
     return result
