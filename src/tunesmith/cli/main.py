@@ -70,11 +70,11 @@ def _progress():
 
     with Progress(
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=None if console.width >= 120 else 12),
         MofNCompleteColumn(),
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
-        TextColumn("ETA"),
+        TextColumn("ETA", style="dim"),
         TimeRemainingColumn(),
         console=console,
         transient=False,

@@ -19,7 +19,7 @@ from tunesmith.eval.report import write_report
 from tunesmith.eval.scoring import predict, score_labels
 from tunesmith.models.load import load_classifier, load_model
 from tunesmith.rundir import RunDir, read_jsonl
-from tunesmith.train import env
+from tunesmith.train import env, lifecycle
 
 
 def _evaluate_model(
@@ -150,7 +150,7 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
         )
     if config.train.objective == "classify":
         return _evaluate_head(config, run, rows, labels, method, trained_dir, progress)
-    task = progress.add_task(f"loading {config.model.base}", total=1) if progress else None
+    task = lifecycle.loading(progress, config.model.base)
     base, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
     if progress:
         progress.update(task, completed=1)

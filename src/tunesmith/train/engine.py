@@ -244,7 +244,7 @@ def fit(
                 )
                 window_tokens, window_start = 0, now
                 if progress:
-                    progress.update(task, info=f"loss {step_loss:.4f}  {tps:,.0f} tok/s")
+                    progress.update(task, info=f"loss {step_loss:.3f} {tps:,.0f} tok/s")
             if progress:
                 progress.update(task, completed=state.step)
             if config.eval_every and state.step % config.eval_every == 0:

@@ -97,7 +97,7 @@ def frozen_to_bf16(model: Any) -> int:
 
 def loading(progress: Any, what: str) -> Any:
     """A one-step progress task for a load (transformers' own bars are silenced by the CLI)."""
-    return progress.add_task(f"loading {what}", total=1) if progress else None
+    return progress.add_task("loading model", total=1, info=what[-28:]) if progress else None
 
 
 def finish(
