@@ -71,8 +71,14 @@ class RunDir:
 
 
 def open_run_dir(root: Path, mode: Mode) -> RunDir:
-    """Create ``root`` (mode ``new``), reuse it (``resume``) or empty it first (``overwrite``)."""
-    exists = root.exists() and any(root.iterdir())
+    """Create ``root`` (mode ``new``), reuse it (``resume``) or empty it first (``overwrite``).
+
+    A directory that holds no stage's output yet (say, a data preparation that failed on bad input) is
+    not "in use": running again needs neither flag.
+    """
+    run = RunDir(root)
+    outputs = (run.manifest, run.checkpoints, run.adapter, run.model, run.train_summary, run.eval)
+    exists = root.exists() and any(p.exists() for p in outputs)
     if exists and mode == "new":
         raise RunDirError(
             f"Run directory {root} already exists. Pass --resume to continue it or --overwrite to start over "

@@ -189,3 +189,13 @@ def test_interrupt_exits_130_with_a_resume_hint(make_config, monkeypatch, capsys
     monkeypatch.setattr(tunesmith.pipeline, "run", interrupted)
     assert main(["run", str(make_config(name="ctrl-c"))]) == 130
     assert "--resume" in capsys.readouterr().err
+
+
+def test_a_failed_preparation_does_not_lock_the_run_dir(make_config, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("text\tsentiment\nhello\tpos\n")
+    config = make_config(name="retry", data={"train": str(bad), "test": None})
+    assert main(["data", "prepare", str(config)]) == 2
+    good = make_config(name="retry")  # fixed config, same run name: no --overwrite needed
+    assert main(["data", "prepare", str(good)]) == 0
+    assert main(["data", "prepare", str(good)]) == 2  # now the run dir holds prepared data

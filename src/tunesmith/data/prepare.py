@@ -119,10 +119,11 @@ def prepare_data(config: DataConfig, run: RunDir, seed: int = 0) -> PrepareResul
         splits[name] = cleaned
         rejects += bad + dropped
         if n and not records and name == "train":
-            reasons = Counter(_reason_class(r.reason) for r in bad).most_common(3)
+            counts = Counter(_reason_class(r.reason) for r in bad).most_common(3)
+            reasons = "; ".join(f"{k} ({v} rows)" for k, v in counts)
             first = bad[0] if bad else None
             detail = f" First: {first.file}:{first.line}: {first.reason}." if first else ""
-            raise DataError(f"{path}: none of its {n} rows is a valid '{config.format}' record {reasons}.{detail}")
+            raise DataError(f"{path}: none of its {n} rows is a valid '{config.format}' record: {reasons}.{detail}")
     if not splits.get("train"):
         raise DataError(f"{config.train}: no usable training rows.")
 
