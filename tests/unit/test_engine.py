@@ -35,7 +35,9 @@ def _fresh(model_dir: Path, packing: bool = False):
     return lora.apply(model, LoraMethod(r=4, alpha=8)), tok
 
 
-def _run(model_dir: Path, tmp: Path, config: TrainConfig, resume: bool = False, model=None, halt_after=None):
+def _run(
+    model_dir: Path, tmp: Path, config: TrainConfig, resume: bool = False, model=None, halt_after=None, val_examples=()
+):
     model, tok = model if model is not None else _fresh(model_dir, config.packing)
     result = fit(
         CausalLMLoss(model),
@@ -48,6 +50,7 @@ def _run(model_dir: Path, tmp: Path, config: TrainConfig, resume: bool = False, 
         metrics_path=tmp / "metrics.jsonl",
         resume=resume,
         halt_after=halt_after,
+        val_examples=val_examples,
     )
     return model, result
 
@@ -150,20 +153,10 @@ def test_early_stopping_after_patience_and_best_is_kept(tiny_model_dir: Path, tm
     config = TrainConfig(
         epochs=5, lr=1e-2, batch_tokens=256, max_batch_size=3, precision="fp32", eval_every=1, early_stopping=2
     )
-    result = fit(
-        CausalLMLoss(model),
-        _examples(tok),
-        config,
-        pad_id=tok.pad_token_id,
-        seed=0,
-        precision="fp32",
-        checkpoint_dir=tmp_path / "ck",
-        metrics_path=tmp_path / "m.jsonl",
-        val_examples=_examples(tok, 3),
-    )
+    _, result = _run(tiny_model_dir, tmp_path, config, model=(model, tok), val_examples=_examples(tok, 3))
     assert result.state.stopped_early and result.state.step == 4
     assert result.state.best_step == 2 and result.best_checkpoint.endswith("step-0000002")
-    assert '"event": "early stop"' in (tmp_path / "m.jsonl").read_text()
+    assert '"event": "early stop"' in (tmp_path / "metrics.jsonl").read_text()
 
 
 def test_l2sp_penalty_value() -> None:

@@ -13,7 +13,6 @@ import torch
 
 from tunesmith.data.format import chat_completion_text, chat_prompt_text, encode
 from tunesmith.train.batching import token_budget_batches
-from tunesmith.train.losses import token_log_probs
 from tunesmith.train.sft.loss import causal_parts
 
 
@@ -106,6 +105,3 @@ def score_labels(
 def predict(scores: list[dict[str, float]]) -> list[str]:
     """The highest-scoring label of each row."""
     return [max(s, key=s.__getitem__) for s in scores]
-
-
-__all__ = ["label_continuations", "predict", "score_labels", "token_log_probs"]

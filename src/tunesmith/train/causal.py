@@ -6,7 +6,6 @@ Plain functions that the objectives' thin recipes call; no base class to inherit
 from __future__ import annotations
 
 import json
-import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -107,21 +106,16 @@ def train_causal_lm(
 
     if tc.packing:
         use_segment_attention(model)
-    model, method = lifecycle.apply_method(model, config, precision)
-    started = time.perf_counter()
-    result = lifecycle.run_engine(
-        config, run, CausalLMLoss(model), train_ex, val_ex, tokenizer.pad_token_id, precision, resume, progress
-    )
-    return lifecycle.finish(
+    return lifecycle.train(
         config,
         run,
         model,
         tokenizer,
-        method,
-        result,
-        started,
+        CausalLMLoss,
+        train_ex,
+        val_ex,
         precision,
-        train_examples=len(train_ex),
-        validation_examples=len(val_ex),
+        resume,
+        progress,
         class_weights=weights,
     )

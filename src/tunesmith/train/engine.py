@@ -114,7 +114,6 @@ def fit(
     val_examples: Sequence[Example] = (),
     resume: bool = False,
     progress: Any = None,
-    on_best: Callable[[int], None] | None = None,
     halt_after: int | None = None,
     collate_fn: Callable[[Sequence[Example]], dict[str, torch.Tensor]] | None = None,
 ) -> FitResult:
@@ -177,8 +176,6 @@ def fit(
             state.best_val_loss, state.best_step = val, state.step
             state.evals_without_improvement = 0
             best_path = save("best")
-            if on_best:
-                on_best(state.step)
         else:
             state.evals_without_improvement += 1
             if config.early_stopping and state.evals_without_improvement >= config.early_stopping:

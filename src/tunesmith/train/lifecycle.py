@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,25 @@ def start(config: RunConfig, run: RunDir) -> str:
     return precision
 
 
-def apply_method(model: Any, config: RunConfig, precision: str) -> tuple[Any, Any]:
-    """Gradient checkpointing if asked, then the tuning method (seeded), then the bf16 frozen base.
+def train(
+    config: RunConfig,
+    run: RunDir,
+    model: Any,
+    tokenizer: Any,
+    make_loss: Callable[[Any], Any],
+    train_ex: list[dict[str, Any]],
+    val_ex: list[dict[str, Any]],
+    precision: str,
+    resume: bool = False,
+    progress: Any = None,
+    collate_fn: Callable[[Any], Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Apply the tuning method, run the engine into the run dir, and finish (see :func:`finish`).
 
-    Returns ``(model, method_module)``.
+    Gradient checkpointing (if asked) is switched on first, the method's random init is seeded, and the
+    frozen base is stored in bf16 where :func:`compact_frozen_base` allows. ``make_loss(model)`` builds the
+    objective's loss module around the tuned model.
     """
     from tunesmith.adapters import get_method
 
@@ -39,27 +55,12 @@ def apply_method(model: Any, config: RunConfig, precision: str) -> tuple[Any, An
     env.set_seed(config.seed)  # the adapter's random init does not depend on what loading consumed
     model = method.apply(model, config.method)
     compact_frozen_base(model, method, config, precision)
-    return model, method
-
-
-def run_engine(
-    config: RunConfig,
-    run: RunDir,
-    loss_module: Any,
-    train_ex: list[dict[str, Any]],
-    val_ex: list[dict[str, Any]],
-    pad_id: int,
-    precision: str,
-    resume: bool,
-    progress: Any,
-    collate_fn: Any = None,
-) -> FitResult:
-    """The engine with the run directory's checkpoint and metrics paths."""
-    return fit(
-        loss_module,
+    started = time.perf_counter()
+    result = fit(
+        make_loss(model),
         train_ex,
         config.train,
-        pad_id=pad_id,
+        pad_id=tokenizer.pad_token_id,
         seed=config.seed,
         precision=precision,
         checkpoint_dir=run.checkpoints,
@@ -68,6 +69,19 @@ def run_engine(
         resume=resume,
         progress=progress,
         collate_fn=collate_fn,
+    )
+    return finish(
+        config,
+        run,
+        model,
+        tokenizer,
+        method,
+        result,
+        started,
+        precision,
+        train_examples=len(train_ex),
+        validation_examples=len(val_ex),
+        **extra,
     )
 
 

@@ -74,11 +74,6 @@ def labelled_lm_loss(
     return total / (n if normalizer is None else normalizer), n
 
 
-def token_log_probs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Log-probability of each target token: ``(..., V)`` logits and ``(...)`` ids -> ``(...)``."""
-    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-
-
 def classification_loss(
     logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None
 ) -> torch.Tensor:

@@ -7,7 +7,6 @@ The embedded MiniLM encoder (``model.base: all-minilm-l6-v2``) is the usual choi
 from __future__ import annotations
 
 import json
-import time
 from functools import partial
 from typing import Any
 
@@ -59,32 +58,19 @@ def train_classify(config: RunConfig, run: RunDir, resume: bool = False, progres
     train_ex = encode_rows(train_rows, tokenizer, labels, tc.max_length, weights)
     val_ex = encode_rows(val_rows, tokenizer, labels, tc.max_length, weights)
 
-    model, method = lifecycle.apply_method(model, config, precision)
-    started = time.perf_counter()
     collate = partial(collate_classify, pad_id=tokenizer.pad_token_id)
-    result = lifecycle.run_engine(
-        config,
-        run,
-        ClassifierLoss(model),
-        train_ex,
-        val_ex,
-        tokenizer.pad_token_id,
-        precision,
-        resume,
-        progress,
-        collate_fn=collate,
-    )
-    return lifecycle.finish(
+    return lifecycle.train(
         config,
         run,
         model,
         tokenizer,
-        method,
-        result,
-        started,
+        ClassifierLoss,
+        train_ex,
+        val_ex,
         precision,
+        resume,
+        progress,
+        collate_fn=collate,
         labels=labels,
-        train_examples=len(train_ex),
-        validation_examples=len(val_ex),
         class_weights=weights,
     )
