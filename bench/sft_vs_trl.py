@@ -14,6 +14,9 @@ the completion loss of each trained model on the same 16 unseen examples compute
 (the equal-quality check: within 2%).
 
     python bench/sft_vs_trl.py --precision bf16 --steps 8 --reps 3
+    python bench/sft_vs_trl.py --model DIR --ntrex DIR   # any local model dir / NTREX copy (the GPU check)
+
+On CUDA both tools train on the GPU and the table adds each one's peak CUDA memory (max allocated).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NTREX = ROOT.parent / "shared" / "data" / "ntrex128"
+MODEL = "smollm2-135m-instruct"
 BATCH = 4
 
 
@@ -49,6 +53,12 @@ def examples(n: int = 64, seed: int = 0) -> list[dict[str, str]]:
 
 def rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def cuda_peak_gb() -> float | None:
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
 
 
 def held_out(model, tok, precision: str) -> float:  # type: ignore[no-untyped-def]
@@ -70,7 +80,7 @@ def run_trl(precision: str, steps: int, checkpointing: bool) -> dict:
     from tunesmith.models.load import load_model
 
     torch.manual_seed(0)
-    model, tok = load_model("smollm2-135m-instruct")
+    model, tok = load_model(MODEL)
     data = Dataset.from_list(
         [
             {
@@ -103,7 +113,7 @@ def run_trl(precision: str, steps: int, checkpointing: bool) -> dict:
         max_length=None,
         completion_only_loss=True,
         bf16=precision == "bf16",
-        use_cpu=True,
+        use_cpu=not torch.cuda.is_available(),
         seed=0,
         lr_scheduler_type="constant",
         include_num_input_tokens_seen="non_padding",
@@ -117,6 +127,7 @@ def run_trl(precision: str, steps: int, checkpointing: bool) -> dict:
     )
     trainer.train()
     train_peak = rss_gb()  # before the held-out evaluation, which has its own (equal) memory cost
+    cuda_peak = cuda_peak_gb()
     (t0, n0, _), (t1, n1, _) = marks[0], marks[-1]
     return {
         "tokens_per_s": (n1 - n0) / (t1 - t0),
@@ -124,6 +135,7 @@ def run_trl(precision: str, steps: int, checkpointing: bool) -> dict:
         "trained_tokens": n1,
         "mean_loss": statistics.fmean(m[2] for m in marks[1:]),
         "train_peak_rss_gb": train_peak,
+        "train_peak_cuda_gb": cuda_peak,
         "held_out_loss": held_out(trainer.model, tok, precision),
     }
 
@@ -141,7 +153,7 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
     from tunesmith.train.sft.loss import CausalLMLoss
 
     torch.manual_seed(0)
-    model, tok = load_model("smollm2-135m-instruct")
+    model, tok = load_model(MODEL)
     model.config.use_cache = False
     exs = [tokenize_example(e, tok, "completion") for e in examples()]
     mean_len = statistics.fmean(len(e["input_ids"]) for e in exs)
@@ -177,6 +189,7 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
         metrics_path=out / "metrics.jsonl",
     )
     train_peak = rss_gb()  # before the held-out evaluation, which has its own (equal) memory cost
+    cuda_peak = cuda_peak_gb()
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     steps_logged = [r for r in rows if "loss" in r]
     first, last = steps_logged[0], steps_logged[-1]
@@ -186,11 +199,13 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
         "trained_tokens": last["tokens"],
         "mean_loss": statistics.fmean(r["loss"] for r in steps_logged[1:]),
         "train_peak_rss_gb": train_peak,
+        "train_peak_cuda_gb": cuda_peak,
         "held_out_loss": held_out(model, tok, precision),
     }
 
 
 def main() -> None:
+    global MODEL, NTREX
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--reps", type=int, default=3)
@@ -201,8 +216,11 @@ def main() -> None:
         help="gradient checkpointing in both tools "
         "(TRL's SFTConfig default; off by default here: each tool's fastest setting)",
     )
+    parser.add_argument("--model", default=MODEL, help="embedded name or local model dir (both tools load it)")
+    parser.add_argument("--ntrex", type=Path, default=NTREX, help="folder with the NTREX eng and hau files")
     parser.add_argument("--worker", choices=["trl", "tunesmith"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    MODEL, NTREX = args.model, args.ntrex
     if args.worker:
         result = (run_trl if args.worker == "trl" else run_tunesmith)(args.precision, args.steps, args.checkpointing)
         result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -221,6 +239,10 @@ def main() -> None:
                 str(args.steps),
                 "--precision",
                 args.precision,
+                "--model",
+                args.model,
+                "--ntrex",
+                str(args.ntrex),
                 *(["--checkpointing"] if args.checkpointing else []),
             ]
             out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -233,23 +255,25 @@ def main() -> None:
     print(
         f"\nLoRA SFT, {args.precision}, {'with' if args.checkpointing else 'without'} gradient checkpointing, "
         f"{args.steps} timed optimizer steps after 1 warm-up, {args.reps} repetitions "
-        f"(median [min, max])\n"
+        f"(median [min, max]), model {args.model}\n"
     )
     print(
         "| tool | non-pad tokens/s | vs TRL | training peak RSS GB | vs TRL | process peak RSS GB "
-        "| trained tokens | held-out loss after |"
+        "| trained tokens | held-out loss after | training peak CUDA GB |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for tool in tools:
         tps = [r["tokens_per_s"] for r in results[tool]]
         rss = [r["train_peak_rss_gb"] for r in results[tool]]
         whole = statistics.median(r["peak_rss_gb"] for r in results[tool])
         loss = statistics.median(r["held_out_loss"] for r in results[tool])
+        cuda = [r["train_peak_cuda_gb"] for r in results[tool] if r.get("train_peak_cuda_gb") is not None]
+        cuda_cell = f"{statistics.median(cuda):.2f}" if cuda else "-"
         trained = statistics.median(r["trained_tokens"] for r in results[tool])
         print(
             f"| {tool} | {statistics.median(tps):.0f} [{min(tps):.0f}, {max(tps):.0f}] "
             f"| {statistics.median(tps) / base:.2f}x | {statistics.median(rss):.2f} [{min(rss):.2f}, {max(rss):.2f}] "
-            f"| {statistics.median(rss) / base_rss:.2f}x | {whole:.2f} | {trained:.0f} | {loss:.4f} |"
+            f"| {statistics.median(rss) / base_rss:.2f}x | {whole:.2f} | {trained:.0f} | {loss:.4f} | {cuda_cell} |"
         )
 
 

@@ -1,28 +1,76 @@
 #!/usr/bin/env bash
-# GPU-only checks, run in one call on a lent device machine (see the device tool's README):
-#   device run: bash scripts/gpu_check.sh    (with wheels/ carried when the image lacks a dependency)
-# Prints the environment, runs the test suite with CUDA visible (the engine then trains on the GPU in bf16),
-# and times one LoRA step on the tiny model in fp32 and bf16. Record its output in docs/benchmarks.md.
-# Status: written in the foundation session, which was not lent a GPU; it has not run on one yet.
+# GPU-only checks in one call on a lent device machine (see the device tool's README). First, here:
+#   bash scripts/gpu_prepare.sh        # wheels the image lacks -> .whl/, SmolLM2 config + NTREX slice -> .gpu/
+# then the device call:   run(command="bash scripts/gpu_check.sh", carry=[".whl", ".gpu"], timeout_s=540)
+# Sections run in order of importance, each under its own time limit, each writing $OUT/<section>.txt:
+#   env            nvidia-smi, versions, `tunesmith env`
+#   method_memory  bench/method_memory.py: LoRA vs QLoRA NF4 / int8 vs full with AdamW / 8-bit / paged AdamW
+#                  (speed and peak CUDA memory) on SmolLM2-135M's architecture at random init
+#   step_timing    matmul peak (bf16, tf32) and one LoRA step in fp32 vs bf16 autocast
+#   sft_vs_trl     bench/sft_vs_trl.py on the GPU (tunesmith's engine vs TRL's SFTTrainer)
+#   pytest         the unit tests with CUDA visible
+# Record the output in docs/benchmarks.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-check}
 mkdir -p "$OUT"
-if [ -d wheels ]; then python -m pip install -q --no-index --find-links wheels -e . 2>&1 | tail -2; else
-  python -m pip install -q --no-deps -e . 2>&1 | tail -2; fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/nvidia-smi.txt"
-python -m tunesmith.cli.main env | tee "$OUT/env.txt"
-python -m pytest -m "not slow" -q -p no:warnings 2>&1 | tail -5 | tee "$OUT/pytest.txt"
-python - <<'PY' 2>&1 | tee "$OUT/step-timing.txt"
-import tempfile, time, pathlib, torch
-from tunesmith.models.tiny import build_tiny_causal_lm
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    2>&1 | tail -2
+  export PYTHONPATH=/tmp/site:$PWD/src
+else
+  export PYTHONPATH=$PWD/src
+fi
+PY=python3
+
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  $PY -c "import torch, transformers, peft, accelerate; print('torch', torch.__version__, 'cuda', torch.version.cuda,
+'transformers', transformers.__version__, 'peft', peft.__version__, 'accelerate', accelerate.__version__)"
+  $PY -c "import bitsandbytes, trl, datasets; print('bitsandbytes', bitsandbytes.__version__, 'trl', trl.__version__,
+'datasets', datasets.__version__)"
+  timeout 60 $PY -m tunesmith.cli.main env
+} 2>&1 | tee "$OUT/env.txt"
+
+MODEL=/tmp/smollm2-random
+timeout 120 $PY - <<'PY' 2>&1 | tail -3
+import shutil, torch
+from pathlib import Path
+from transformers import AutoConfig, AutoModelForCausalLM
+src = Path(".gpu/smollm2-135m-config")
+torch.manual_seed(0)
+model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(src), dtype=torch.float32)
+model.save_pretrained("/tmp/smollm2-random")
+for f in src.iterdir():
+    if f.name != "config.json":
+        shutil.copy(f, "/tmp/smollm2-random")
+print("random SmolLM2-135M:", sum(p.numel() for p in model.parameters()), "parameters")
+PY
+
+timeout 240 $PY bench/method_memory.py --model $MODEL --ntrex .gpu/ntrex --steps 10 --batch-tokens 4096 2>&1 \
+  | tee "$OUT/method_memory.txt"
+
+timeout 90 $PY - <<'PY' 2>&1 | tee "$OUT/step_timing.txt"
+import time, torch
 from tunesmith.models.load import load_model
 from tunesmith.adapters import lora
 from tunesmith.config.schema import LoraMethod
 from tunesmith.train.sft.loss import CausalLMLoss
-d = build_tiny_causal_lm(pathlib.Path("tests/assets/tiny-tokenizer"), pathlib.Path(tempfile.mkdtemp()),
-                         hidden_size=512, intermediate_size=1536, num_hidden_layers=8, num_attention_heads=8)
-model, tok = load_model(str(d))
+
+def peak(dtype, n=8192, reps=10):
+    a, b = torch.randn(n, n, device="cuda", dtype=dtype), torch.randn(n, n, device="cuda", dtype=dtype)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize(); t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    torch.cuda.synchronize()
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e12
+
+print(f"matmul peak: bf16 {peak(torch.bfloat16):.0f} TFLOP/s, fp32 {peak(torch.float32):.0f} TFLOP/s (tf32 off)")
+model, tok = load_model("/tmp/smollm2-random")
+model.config.use_cache = False
 model = lora.apply(model, LoraMethod(r=16)).cuda()
 loss_fn = CausalLMLoss(model)
 ids = torch.randint(0, len(tok), (8, 512), device="cuda")
@@ -35,5 +83,11 @@ for dtype in (torch.float32, torch.bfloat16):
             loss, _ = loss_fn(batch)
         loss.backward()
     torch.cuda.synchronize()
-    print(f"{dtype}: {5 * ids.numel() / (time.perf_counter() - t):,.0f} tokens/s, loss {float(loss):.3f}")
+    print(f"LoRA step, SmolLM2-135M random init, 8x512 tokens, {dtype}: "
+          f"{5 * ids.numel() / (time.perf_counter() - t):,.0f} tokens/s, loss {float(loss):.3f}")
 PY
+
+timeout 200 $PY bench/sft_vs_trl.py --model $MODEL --ntrex .gpu/ntrex --precision bf16 --steps 8 --reps 2 2>&1 \
+  | grep -v "^rep " | tee "$OUT/sft_vs_trl.txt"
+
+timeout 150 $PY -m pytest tests/unit -q -p no:warnings -p no:cacheprovider 2>&1 | tail -15 | tee "$OUT/pytest.txt"

@@ -32,6 +32,25 @@ def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_model_64_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Llama at hidden width 64 (bitsandbytes' 4-bit CPU kernels need whole 64-wide blocks)."""
+    from tunesmith.models.tiny import build_tiny_causal_lm
+
+    return build_tiny_causal_lm(
+        ASSETS / "tiny-tokenizer", tmp_path_factory.mktemp("tiny-llama-64"), hidden_size=64, intermediate_size=128
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_64_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tunesmith.models.tiny import build_tiny_encoder
+
+    return build_tiny_encoder(
+        ASSETS / "tiny-tokenizer", tmp_path_factory.mktemp("tiny-bert-64"), hidden_size=64, intermediate_size=128
+    )
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir: Path):
     from tunesmith.models.load import load_model
 

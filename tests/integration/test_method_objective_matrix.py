@@ -14,6 +14,8 @@ pytestmark = pytest.mark.integration
 
 METHODS = {
     "lora": {"name": "lora", "r": 4, "alpha": 8},
+    "qlora": {"name": "qlora", "r": 4, "alpha": 8, "bits": 4},
+    "qlora-8bit": {"name": "qlora", "r": 4, "alpha": 8, "bits": 8},
     "full": {"name": "full"},
     "freeze": {"name": "freeze", "last_n_layers": 1},
 }
@@ -29,8 +31,18 @@ OBJECTIVES = {
 
 @pytest.mark.parametrize("objective", list(OBJECTIVES))
 @pytest.mark.parametrize("method", list(METHODS))
-def test_method_trains_under_objective(make_config, tiny_encoder_dir: Path, method: str, objective: str) -> None:
+def test_method_trains_under_objective(
+    make_config,
+    tiny_encoder_dir: Path,
+    tiny_model_64_dir: Path,
+    tiny_encoder_64_dir: Path,
+    method: str,
+    objective: str,
+) -> None:
     sections = {k: dict(v) for k, v in OBJECTIVES[objective].items()}
+    if method.startswith("qlora"):  # bitsandbytes' CPU 4-bit kernels need widths in multiples of 64
+        tiny_encoder_dir = tiny_encoder_64_dir
+        sections["model"] = {"base": str(tiny_model_64_dir)}
     sections["train"] = {**sections["train"], "epochs": 1, "lr": 5e-3}
     if objective == "classify":
         sections["model"] = {"base": str(tiny_encoder_dir)}
@@ -38,11 +50,12 @@ def test_method_trains_under_objective(make_config, tiny_encoder_dir: Path, meth
     assert main(["run", str(config)]) == 0
     run = Path(yaml.safe_load(config.read_text())["output_dir"]) / f"{method}-{objective}"
     summary = json.loads((run / "train.json").read_text())
-    assert summary["objective"] == objective and summary["method"] == method and summary["steps"] >= 1
+    name = METHODS[method]["name"]
+    assert summary["objective"] == objective and summary["method"] == name and summary["steps"] >= 1
     if method == "full":
         assert summary["trainable_pct"] == 100.0
     else:
         assert 0 < summary["trainable_pct"] < 100.0
-    assert (run / ("adapter" if method == "lora" else "model")).is_dir()
+    assert (run / ("adapter" if "lora" in name else "model")).is_dir()
     report = json.loads((run / "eval" / "report.json").read_text())
     assert report["task"] == ("perplexity" if objective == "cpt" else "labels")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from tunesmith.adapters import freeze, full, lora
+from tunesmith.adapters import freeze, full, lora, qlora
 
-METHODS: dict[str, ModuleType] = {"lora": lora, "full": full, "freeze": freeze}
+METHODS: dict[str, ModuleType] = {"lora": lora, "qlora": qlora, "full": full, "freeze": freeze}
 
 
 def get_method(name: str) -> ModuleType:
@@ -19,3 +19,11 @@ def count_parameters(model: Any) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return trainable, total
+
+
+def for_inference(model: Any) -> Any:
+    """Merge an adapter into its base for faster scoring, unless the base is quantized (merging into 4/8-bit
+    weights re-rounds them, so the merged model is not the one that was trained)."""
+    if hasattr(model, "merge_and_unload") and not getattr(model, "tunesmith_quantization", None):
+        return model.merge_and_unload()
+    return model

@@ -132,6 +132,21 @@ class LoraMethod(Section):
     )
 
 
+class QloraMethod(LoraMethod):
+    """LoRA on a base whose linear layers are quantized by bitsandbytes (Dettmers et al. 2023, arXiv:2305.14314).
+
+    4-bit NF4 (or FP4) or 8-bit (LLM.int8) weights for every linear layer inside the transformer blocks; the
+    embeddings, norms and head keep their precision. Runs on CUDA and on CPU (bitsandbytes' CPU backend).
+    """
+
+    name: Literal["qlora"] = "qlora"  # type: ignore[assignment]
+    bits: Literal[4, 8] = Field(4, description="Bits per frozen base weight: 4 (NF4/FP4) or 8 (LLM.int8).")
+    quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type (ignored for 8 bits).")
+    double_quant: bool = Field(
+        True, description="Quantize the 4-bit blocks' scales too (about 0.4 bits per weight saved)."
+    )
+
+
 class FullMethod(Section):
     """Every parameter trains."""
 
@@ -146,7 +161,7 @@ class FreezeMethod(Section):
     train_head: bool = Field(False, description="Also train the LM head / tied embeddings (large for big vocabs).")
 
 
-MethodConfig = Annotated[LoraMethod | FullMethod | FreezeMethod, Field(discriminator="name")]
+MethodConfig = Annotated[LoraMethod | QloraMethod | FullMethod | FreezeMethod, Field(discriminator="name")]
 
 
 # ---------------------------------------------------------------- stages 3-4: environment and training
@@ -164,6 +179,12 @@ class TrainConfig(Section):
     epochs: float = Field(1.0, gt=0, description="Passes over the training split (fractions allowed).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
     lr: float = Field(2e-4, gt=0, description="Peak learning rate.")
+    optimizer: Literal["adamw", "adamw8bit", "paged_adamw", "paged_adamw8bit"] = Field(
+        "adamw",
+        description="'adamw' (torch); 'adamw8bit' keeps both moments in 8 bits (bitsandbytes, CPU or CUDA; "
+        "a quarter of the state memory); 'paged_*' page the state to host memory under CUDA memory pressure "
+        "(CUDA only; on CPU they run unpaged and the run records that).",
+    )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay (never applied to norms and biases).")
     scheduler: Literal["cosine", "linear", "constant"] = Field("cosine", description="LR schedule after warmup.")
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Fraction of steps spent warming up.")

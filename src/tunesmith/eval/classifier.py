@@ -30,7 +30,10 @@ def predict_classes(
     task = progress.add_task("eval: tuned classifier", total=len(rows)) if progress else None
     for idx in token_budget_batches([len(e["input_ids"]) for e in examples], batch_tokens, 64):
         batch = collate_classify([examples[i] for i in idx], tokenizer.pad_token_id)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        device = next(model.parameters()).device
+        logits = model(
+            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+        ).logits
         logp = torch.log_softmax(logits.float(), dim=-1)
         for row, i in enumerate(idx):
             out[i] = {lab: float(logp[row, j]) for j, lab in enumerate(labels)}

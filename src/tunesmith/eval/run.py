@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from tunesmith.adapters import get_method
+from tunesmith.adapters import for_inference, get_method
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.format import chunk_example, tokenize_example
 from tunesmith.data.split import cap_rows
@@ -87,9 +87,8 @@ def _evaluate_head(
 ) -> dict[str, Any]:
     """A trained classification head against the majority-class baseline."""
     base, tokenizer = load_classifier(config.model.base, labels, config.model.gguf_file)
-    tuned = method.load(base, trained_dir)
-    if hasattr(tuned, "merge_and_unload"):
-        tuned = tuned.merge_and_unload()
+    base.to(env.device_name())
+    tuned = for_inference(method.load(base, trained_dir))
     results = evaluate_classifier(
         tuned,
         tokenizer,
@@ -152,6 +151,7 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
         return _evaluate_head(config, run, rows, labels, method, trained_dir, progress)
     task = lifecycle.loading(progress, config.model.base)
     base, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
+    base.to(env.device_name())
     if progress:
         progress.update(task, completed=1)
 
@@ -176,9 +176,7 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
     results: dict[str, Any] = {}
     if "zero-shot" in config.eval.baselines:
         results[base_name] = score(base, base_name)
-    tuned = method.load(base, trained_dir)
-    if hasattr(tuned, "merge_and_unload"):
-        tuned = tuned.merge_and_unload()
+    tuned = for_inference(method.load(base, trained_dir))
     results[f"tuned ({config.method.name})"] = score(tuned, "tuned")
     report: dict[str, Any] = {
         "run": config.name,

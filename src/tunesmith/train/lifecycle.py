@@ -135,6 +135,7 @@ def finish(
     summary = {
         "objective": config.train.objective,
         "method": config.method.name,
+        "optimizer": config.train.optimizer,
         "base": config.model.base,
         "output": str(out_dir),
         "trainable_params": trainable,

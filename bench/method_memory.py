@@ -1,0 +1,147 @@
+"""Benchmark: speed and peak memory of each tuning method and optimizer on the same model and data.
+
+Variants (each in its own process, so its peak memory is its own; one warm-up step is not timed):
+``lora`` (bf16 frozen base), ``qlora-nf4``, ``qlora-int8`` (bitsandbytes-quantized base + LoRA),
+``full`` (AdamW), ``full-adamw8bit`` and ``full-paged-adamw8bit`` (bitsandbytes' 8-bit moments), all LoRA
+variants r=16 on every linear layer. Data: the NTREX English -> Hausa instructions of bench/sft_vs_trl.py,
+packed, loss on the completion. Prints trained tokens/s, the mean loss of the timed steps, and peak memory:
+CUDA max-allocated on a GPU, process peak RSS on the CPU.
+
+    python bench/method_memory.py                                  # embedded SmolLM2, every variant
+    python bench/method_memory.py --model DIR --ntrex DIR --steps 10 --variants lora qlora-nf4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sft_vs_trl
+
+VARIANTS = {
+    "lora": ({"name": "lora", "r": 16, "alpha": 32}, "adamw"),
+    "qlora-nf4": ({"name": "qlora", "r": 16, "alpha": 32, "bits": 4}, "adamw"),
+    "qlora-int8": ({"name": "qlora", "r": 16, "alpha": 32, "bits": 8}, "adamw"),
+    "full": ({"name": "full"}, "adamw"),
+    "full-adamw8bit": ({"name": "full"}, "adamw8bit"),
+    "full-paged-adamw8bit": ({"name": "full"}, "paged_adamw8bit"),
+}
+
+
+def worker(variant: str, model_name: str, steps: int, batch_tokens: int) -> dict:
+    import torch
+    from pydantic import TypeAdapter
+
+    from tunesmith.adapters import get_method
+    from tunesmith.config.schema import MethodConfig, RunConfig, TrainConfig
+    from tunesmith.data.format import tokenize_example
+    from tunesmith.models.load import load_model
+    from tunesmith.train import env
+    from tunesmith.train.engine import fit
+    from tunesmith.train.lifecycle import compact_frozen_base
+    from tunesmith.train.packing import use_segment_attention
+    from tunesmith.train.sft.loss import CausalLMLoss
+
+    method_cfg, optimizer = VARIANTS[variant]
+    precision = env.resolve_precision("auto")
+    torch.manual_seed(0)
+    model, tok = load_model(model_name)
+    model.config.use_cache = False
+    use_segment_attention(model)
+    method_config = TypeAdapter(MethodConfig).validate_python(method_cfg)
+    method = get_method(method_config.name)
+    model = method.apply(model, method_config)
+    lr = 2e-4 if "lora" in variant else 2e-5
+    config = TrainConfig(
+        lr=lr,
+        max_steps=steps + 1,
+        epochs=100,
+        packing=True,
+        batch_tokens=batch_tokens,
+        scheduler="constant",
+        warmup_ratio=0,
+        log_every=1,
+        save_every=100_000,
+        precision=precision,  # type: ignore[arg-type]
+        optimizer=optimizer,  # type: ignore[arg-type]
+    )
+    run_config = RunConfig(name="bench", data={"train": "x"}, method=method_cfg, train=config)  # type: ignore[arg-type]
+    compact_frozen_base(model, method, run_config, precision)
+    exs = [tokenize_example(e, tok, "completion") for e in sft_vs_trl.examples()]
+    out = Path(tempfile.mkdtemp())
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    fit(
+        CausalLMLoss(model),
+        exs,
+        config,
+        pad_id=tok.pad_token_id,
+        seed=0,
+        precision=precision,
+        checkpoint_dir=out / "ck",
+        metrics_path=out / "metrics.jsonl",
+    )
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    logged = [r for r in rows if "loss" in r]
+    first, last = logged[0], logged[-1]
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {
+        "tokens_per_s": (last["tokens"] - first["tokens"]) / (last["elapsed_s"] - first["elapsed_s"]),
+        "mean_loss": statistics.fmean(r["loss"] for r in logged[1:]),
+        "trainable_params": trainable,
+        "peak_cuda_gb": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "device": env.device_name(),
+        "precision": precision,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=sft_vs_trl.MODEL)
+    parser.add_argument("--ntrex", type=Path, default=sft_vs_trl.NTREX)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--batch-tokens", type=int, default=1024)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--worker", choices=list(VARIANTS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sft_vs_trl.NTREX = args.ntrex
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.model, args.steps, args.batch_tokens)))
+        return
+    results = {}
+    for variant in args.variants:
+        cmd = [sys.executable, __file__, "--worker", variant, "--model", args.model, "--ntrex", str(args.ntrex)]
+        cmd += ["--steps", str(args.steps), "--batch-tokens", str(args.batch_tokens)]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode:
+            print(f"{variant} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+            continue
+        results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{variant}: {results[variant]}", file=sys.stderr)
+    if not results:
+        sys.exit("every variant failed")
+    any_result = next(iter(results.values()))
+    memory = "peak CUDA GB (max allocated)" if any_result["device"] == "cuda" else "peak RSS GB"
+    print(
+        f"\nModel {args.model}, {any_result['device']}, {any_result['precision']}, {args.steps} timed steps of "
+        f"{args.batch_tokens} packed tokens after 1 warm-up\n"
+    )
+    print(f"| variant | trainable params | tokens/s | {memory} | mean loss (timed steps) |")
+    print("|---|---|---|---|---|")
+    for variant, r in results.items():
+        mem = r["peak_cuda_gb"] if r["device"] == "cuda" else r["peak_rss_gb"]
+        print(
+            f"| {variant} | {r['trainable_params']:,} | {r['tokens_per_s']:.0f} | {mem:.2f} | {r['mean_loss']:.4f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
