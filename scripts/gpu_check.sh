@@ -7,10 +7,13 @@
 #   method_memory  bench/method_memory.py: LoRA vs QLoRA NF4 / int8 vs full with AdamW / 8-bit / paged AdamW
 #                  (speed and peak CUDA memory) on SmolLM2-135M's architecture at random init
 #   step_timing    matmul peak (bf16, tf32) and one LoRA step in fp32 vs bf16 autocast
-#   sft_vs_trl     bench/sft_vs_trl.py on the GPU (tunesmith's engine vs TRL's SFTTrainer)
 #   pytest         the unit tests with CUDA visible
+#   sft_vs_trl     bench/sft_vs_trl.py on the GPU (tunesmith's engine vs TRL's SFTTrainer)
+# SECTIONS="pytest sft_vs_trl" bash scripts/gpu_check.sh runs only those (the model is built when needed).
 # Record the output in docs/benchmarks.md.
 set -uo pipefail
+SECTIONS=${SECTIONS:-"env method_memory step_timing pytest sft_vs_trl"}
+want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-check}
 mkdir -p "$OUT"
@@ -24,7 +27,7 @@ else
 fi
 PY=python3
 
-{
+want env && {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   $PY -c "import torch, transformers, peft, accelerate; print('torch', torch.__version__, 'cuda', torch.version.cuda,
 'transformers', transformers.__version__, 'peft', peft.__version__, 'accelerate', accelerate.__version__)"
@@ -48,10 +51,10 @@ for f in src.iterdir():
 print("random SmolLM2-135M:", sum(p.numel() for p in model.parameters()), "parameters")
 PY
 
-timeout 240 $PY bench/method_memory.py --model $MODEL --ntrex .gpu/ntrex --steps 10 --batch-tokens 4096 2>&1 \
+want method_memory && timeout 240 $PY bench/method_memory.py --model $MODEL --ntrex .gpu/ntrex --steps 10 --batch-tokens 4096 2>&1 \
   | tee "$OUT/method_memory.txt"
 
-timeout 90 $PY - <<'PY' 2>&1 | tee "$OUT/step_timing.txt"
+want step_timing && timeout 90 $PY - <<'PY' 2>&1 | tee "$OUT/step_timing.txt"
 import time, torch
 from tunesmith.models.load import load_model
 from tunesmith.adapters import lora
@@ -87,7 +90,8 @@ for dtype in (torch.float32, torch.bfloat16):
           f"{5 * ids.numel() / (time.perf_counter() - t):,.0f} tokens/s, loss {float(loss):.3f}")
 PY
 
-timeout 200 $PY bench/sft_vs_trl.py --model $MODEL --ntrex .gpu/ntrex --precision bf16 --steps 8 --reps 2 2>&1 \
+want pytest && timeout 150 $PY -m pytest tests/unit -q -p no:warnings -p no:cacheprovider 2>&1 | tail -15 | tee "$OUT/pytest.txt"
+
+want sft_vs_trl && timeout 200 $PY bench/sft_vs_trl.py --model $MODEL --ntrex .gpu/ntrex --precision bf16 --steps 8 --reps 2 2>&1 \
   | grep -v "^rep " | tee "$OUT/sft_vs_trl.txt"
 
-timeout 150 $PY -m pytest tests/unit -q -p no:warnings -p no:cacheprovider 2>&1 | tail -15 | tee "$OUT/pytest.txt"

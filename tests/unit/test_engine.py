@@ -179,7 +179,7 @@ def test_l2sp_keeps_full_tuning_near_the_pretrained_weights(tiny_model_dir: Path
         model = full.apply(model, FullMethod())
         config = TrainConfig(epochs=3, lr=1e-2, batch_tokens=256, max_batch_size=3, precision="fp32", l2sp=strength)
         _run(tiny_model_dir, tmp_path / str(strength), config, model=(model, tok))
-        drift[strength] = sum(float((p - start[n]).pow(2).sum()) for n, p in model.named_parameters())
+        drift[strength] = sum(float((p.cpu() - start[n]).pow(2).sum()) for n, p in model.named_parameters())
     assert drift[50.0] < 0.5 * drift[0.0]
 
 

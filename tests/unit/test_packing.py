@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 from tunesmith.data.format import tokenize_example
@@ -81,3 +82,24 @@ def test_pack_plan_budget_and_coverage() -> None:
     assert sorted(i for r in rows for i in r) == list(range(7))
     assert all(sum(lengths[i] for i in r) <= 100 or len(r) == 1 for r in rows)
     assert pack_plan(lengths, 100, 8, seed=0) == rows
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_varlen_kernel_matches_per_segment_attention() -> None:
+    from tunesmith.train.packing import _varlen_kernel, segment_attention, varlen_attention
+
+    if _varlen_kernel() is None:
+        pytest.skip("this torch has no varlen attention")
+    torch.manual_seed(0)
+    bounds = torch.tensor([0, 5, 12, 30], dtype=torch.int32, device="cuda")
+    q = torch.randn(1, 4, 30, 64, device="cuda", dtype=torch.bfloat16)
+    k, v = (torch.randn(1, 2, 30, 64, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    module = torch.nn.Module()
+    module.num_key_value_groups = 2  # type: ignore[assignment]
+    module.is_causal = True  # type: ignore[assignment]
+    fast = varlen_attention(q, k, v, bounds, 18, 64**-0.5)
+    loop, _ = segment_attention(
+        module, q.cpu().float(), k.cpu().float(), v.cpu().float(), None, scaling=64**-0.5, cu_seq_lens_q=bounds.cpu()
+    )
+    torch.testing.assert_close(fast.float().cpu(), loop, atol=2e-2, rtol=2e-2)

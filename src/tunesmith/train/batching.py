@@ -85,3 +85,9 @@ def collate_classify(examples: Sequence[dict[str, Any]], pad_id: int) -> dict[st
     if any("weight" in e for e in examples):
         batch["weights"] = torch.tensor([float(e.get("weight", 1.0)) for e in examples])
     return batch
+
+
+def to_device(batch: dict[str, torch.Tensor], model: Any) -> dict[str, torch.Tensor]:
+    """The batch on the model's device (the engine moves batches already; evaluation and tests may not)."""
+    device = next(model.parameters()).device
+    return {k: v.to(device) for k, v in batch.items()}

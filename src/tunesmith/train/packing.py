@@ -5,9 +5,10 @@ things keep the examples independent:
 
 - ``position_ids`` restart at 0 at each example, so RoPE sees the positions it would see alone;
 - ``cu_seq_lens`` (cumulative example lengths, as FlashAttention's varlen kernels take them) reaches the
-  attention function registered here, which runs causal SDPA separately on each example's span. SDPA on
-  CPU has no varlen kernel, and one dense block-diagonal mask would cost (sum of lengths)^2 instead of
-  the sum of squares;
+  attention function registered here. On CUDA it is one call of torch's varlen FlashAttention kernel
+  (``torch.nn.attention.varlen``) for the whole row; on the CPU, which has no varlen kernel, causal SDPA
+  runs separately on each example's span (one dense block-diagonal mask would cost (sum of lengths)^2
+  instead of the sum of squares);
 - the first token of every example carries no label, so the last token of one example is never trained
   to predict the first token of the next.
 
@@ -23,6 +24,8 @@ Example of one packed row of three examples (lengths 3, 2, 4)::
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
 import random
 from collections.abc import Sequence
@@ -109,6 +112,9 @@ def segment_attention(
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
+    if query.is_cuda and query.shape[0] == 1 and dropout == 0.0 and _varlen_kernel() is not None:
+        longest = kwargs.get("max_length_q") or int((bounds[1:] - bounds[:-1]).max())
+        return varlen_attention(query, key, value, bounds, longest, scaling), None
     edges = bounds.tolist()
     outputs = []
     for start, end in itertools.pairwise(edges):
@@ -124,6 +130,32 @@ def segment_attention(
         )
         outputs.append(out)
     return torch.cat(outputs, dim=1), None
+
+
+@functools.lru_cache(maxsize=1)
+def _varlen_kernel() -> Any:
+    """torch's varlen FlashAttention (torch >= 2.9, CUDA), or None where this torch has none."""
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:
+        return None
+    return varlen_attn
+
+
+def varlen_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, bounds: torch.Tensor, longest: int, scaling: Any
+) -> torch.Tensor:
+    """Causal attention within each segment of one packed row in a single kernel call; returns (1, T, H, D)."""
+    kernel = _varlen_kernel()
+    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # (T, H, D)
+    if k.shape[1] != q.shape[1]:  # grouped-query attention: one kv head per group of query heads
+        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+        v = v.repeat_interleave(q.shape[1] // v.shape[1], dim=1)
+    bounds = bounds.to(device=q.device, dtype=torch.int32)
+    params = inspect.signature(kernel).parameters
+    causal = {"is_causal": True} if "is_causal" in params else {"window_size": (-1, 0)}
+    out = kernel(q, k, v, bounds, bounds, longest, longest, scale=scaling, **causal)
+    return out.unsqueeze(0)
 
 
 def _no_mask(*args: Any, **kwargs: Any) -> None:

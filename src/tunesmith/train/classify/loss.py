@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from tunesmith.train.batching import to_device
 from tunesmith.train.losses import classification_loss
 
 
@@ -17,6 +18,7 @@ class ClassifierLoss(torch.nn.Module):
         self.model = model
 
     def forward(self, batch: dict[str, torch.Tensor], normalizer: float | None = None) -> tuple[torch.Tensor, int]:
+        batch = to_device(batch, self.model)
         logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         total = classification_loss(logits, batch["labels"], batch.get("weights"))
         n = int(batch["labels"].numel())

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from tunesmith.train.batching import to_device
 from tunesmith.train.losses import labelled_lm_loss
 
 
@@ -29,6 +30,7 @@ class CausalLMLoss(torch.nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor], normalizer: float | None = None) -> tuple[torch.Tensor, int]:
         decoder, head = causal_parts(self.model)
+        batch = to_device(batch, self.model)
         mask = batch["attention_mask"]
         extra: dict[str, Any] = {}
         if "cu_seq_lens" in batch:  # a packed row: segment bounds go to the segment attention
