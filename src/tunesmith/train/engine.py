@@ -139,6 +139,8 @@ def fit(
     optimizer = build_optimizer(loss_module, config)
     scheduler = build_scheduler(optimizer, config, n_steps)
     loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
+    if anchors:  # to wherever prepare put the model
+        anchors = [a.to(p.device) for a, p in zip(anchors, trainable, strict=True)]
     state = TrainState()
     if resume and (last := ckpt.latest_checkpoint(checkpoint_dir)) is not None:
         saved = ckpt.load_checkpoint(last, accelerator.unwrap_model(loss_module), optimizer, scheduler)

@@ -112,7 +112,13 @@ def segment_attention(
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
-    if query.is_cuda and query.shape[0] == 1 and dropout == 0.0 and _varlen_kernel() is not None:
+    if (
+        query.is_cuda
+        and query.dtype in (torch.float16, torch.bfloat16)  # FlashAttention has no fp32 kernel
+        and query.shape[0] == 1
+        and dropout == 0.0
+        and _varlen_kernel() is not None
+    ):
         longest = kwargs.get("max_length_q") or int((bounds[1:] - bounds[:-1]).max())
         return varlen_attention(query, key, value, bounds, longest, scaling), None
     edges = bounds.tolist()
