@@ -46,9 +46,13 @@ def _load(config: Path, overrides: list[str] | None) -> Any:
 
 def _quiet_libraries() -> None:
     """Library chatter (deprecation notices, per-tensor progress bars) hides our own progress display."""
+    import logging
     import warnings
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # bitsandbytes (imported by peft when installed) announces optional CPU kernels it could not load
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Merge lora module to .*-bit linear")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*requires_grad=True to a scalar.*")
     import transformers
