@@ -14,6 +14,8 @@ pytestmark = pytest.mark.integration
 
 METHODS = {
     "lora": {"name": "lora", "r": 4, "alpha": 8},
+    "dora": {"name": "dora", "r": 4, "alpha": 8},
+    "ia3": {"name": "ia3"},
     "qlora": {"name": "qlora", "r": 4, "alpha": 8, "bits": 4},
     "qlora-8bit": {"name": "qlora", "r": 4, "alpha": 8, "bits": 8},
     "full": {"name": "full"},
@@ -56,6 +58,6 @@ def test_method_trains_under_objective(
         assert summary["trainable_pct"] == 100.0
     else:
         assert 0 < summary["trainable_pct"] < 100.0
-    assert (run / ("adapter" if "lora" in name else "model")).is_dir()
+    assert (run / ("adapter" if name in ("lora", "dora", "qlora", "ia3") else "model")).is_dir()
     report = json.loads((run / "eval" / "report.json").read_text())
     assert report["task"] == ("perplexity" if objective == "cpt" else "labels")

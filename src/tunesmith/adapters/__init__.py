@@ -5,9 +5,16 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from tunesmith.adapters import freeze, full, lora, qlora
+from tunesmith.adapters import dora, freeze, full, ia3, lora, qlora
 
-METHODS: dict[str, ModuleType] = {"lora": lora, "qlora": qlora, "full": full, "freeze": freeze}
+METHODS: dict[str, ModuleType] = {
+    "lora": lora,
+    "dora": dora,
+    "qlora": qlora,
+    "ia3": ia3,
+    "full": full,
+    "freeze": freeze,
+}
 
 
 def get_method(name: str) -> ModuleType:

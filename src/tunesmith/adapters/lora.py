@@ -1,4 +1,8 @@
-"""LoRA (Hu et al. 2021, arXiv:2106.09685) through PEFT, so saved adapters load with plain ``peft``."""
+"""LoRA (Hu et al. 2021, arXiv:2106.09685) through PEFT, so saved adapters load with plain ``peft``.
+
+Options: rsLoRA scaling (alpha / sqrt(r)) and LoRA+ (the B matrices learn ``loraplus_ratio`` times faster;
+the optimizer reads the ratio from :data:`LR_SCALE` on each parameter, see ``train.optim.param_groups``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import torch
 
 from tunesmith.adapters.blocks import is_classifier, transformer_blocks
 from tunesmith.config.schema import LoraMethod
+from tunesmith.train.optim import LR_SCALE
 
 SAVES_ADAPTER = True
 
@@ -23,7 +28,8 @@ def linear_names(model: Any) -> list[str]:
     return sorted(names)
 
 
-def apply(model: Any, config: LoraMethod) -> Any:
+def apply(model: Any, config: LoraMethod, **peft_options: Any) -> Any:
+    """Wrap ``model`` with LoRA adapters; ``peft_options`` go to ``LoraConfig`` (``use_dora`` for DoRA)."""
     from peft import LoraConfig, get_peft_model
 
     targets: str | list[str] = config.targets
@@ -43,8 +49,15 @@ def apply(model: Any, config: LoraMethod) -> Any:
         layers_to_transform=layers,
         task_type="SEQ_CLS" if is_classifier(model) else "CAUSAL_LM",  # SEQ_CLS also trains the new head
         bias="none",
+        use_rslora=config.rslora,
+        **peft_options,
     )
-    return get_peft_model(model, peft_config)
+    peft_model = get_peft_model(model, peft_config)
+    if config.loraplus_ratio is not None:
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name or "lora_embedding_B" in name:
+                setattr(p, LR_SCALE, config.loraplus_ratio)
+    return peft_model
 
 
 def save(model: Any, out_dir: Path) -> None:

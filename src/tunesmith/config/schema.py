@@ -130,6 +130,32 @@ class LoraMethod(Section):
         description="Put adapters only in the last N transformer blocks (null: all). Backward then stops at "
         "the first adapted block, so a step costs far less; the classic 'tune the top layers' with LoRA.",
     )
+    rslora: bool = Field(
+        False, description="Rank-stabilised scaling alpha / sqrt(r) instead of alpha / r (Kalajdzievski 2023)."
+    )
+    loraplus_ratio: float | None = Field(
+        None,
+        gt=0,
+        description="LoRA+ (Hayou et al. 2024): the B matrices learn at train.lr x this ratio (the paper uses 16).",
+    )
+
+
+class DoraMethod(LoraMethod):
+    """Weight-decomposed LoRA (Liu et al. 2024): LoRA on the direction, a trained magnitude per output."""
+
+    name: Literal["dora"] = "dora"  # type: ignore[assignment]
+
+
+class Ia3Method(Section):
+    """IA3 (Liu et al. 2022): learned vectors that rescale keys, values and the feed-forward activations."""
+
+    name: Literal["ia3"] = "ia3"
+    targets: list[str] | None = Field(
+        None, description="Modules to rescale (null: PEFT's default for the architecture, e.g. k, v, down_proj)."
+    )
+    feedforward: list[str] | None = Field(
+        None, description="Which of the targets are feed-forward (rescaled on their input; null: PEFT's default)."
+    )
 
 
 class QloraMethod(LoraMethod):
@@ -161,7 +187,9 @@ class FreezeMethod(Section):
     train_head: bool = Field(False, description="Also train the LM head / tied embeddings (large for big vocabs).")
 
 
-MethodConfig = Annotated[LoraMethod | QloraMethod | FullMethod | FreezeMethod, Field(discriminator="name")]
+MethodConfig = Annotated[
+    LoraMethod | DoraMethod | QloraMethod | Ia3Method | FullMethod | FreezeMethod, Field(discriminator="name")
+]
 
 
 # ---------------------------------------------------------------- stages 3-4: environment and training

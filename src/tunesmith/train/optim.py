@@ -12,21 +12,26 @@ import torch
 from tunesmith.config.schema import TrainConfig
 from tunesmith.errors import ConfigError
 
+LR_SCALE = "tunesmith_lr_scale"  # a parameter attribute: its learning rate is train.lr times this
+
 log = logging.getLogger(__name__)
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Trainable parameters split so that weight decay never touches norms, biases or other 1-D tensors."""
-    decay: list[torch.nn.Parameter] = []
-    no_decay: list[torch.nn.Parameter] = []
+def param_groups(model: torch.nn.Module, weight_decay: float, lr: float) -> list[dict[str, Any]]:
+    """Trainable parameters grouped so that weight decay never touches norms, biases or other 1-D tensors,
+    and a parameter tagged with a learning-rate scale (LoRA+'s B matrices) gets ``lr`` times its scale."""
+    groups: dict[tuple[bool, float], list[torch.nn.Parameter]] = {}
     for _, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (decay if p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
-    return groups
+        key = (p.ndim >= 2, float(getattr(p, LR_SCALE, 1.0)))
+        groups.setdefault(key, []).append(p)
+    if not groups:
+        return [{"params": [], "weight_decay": weight_decay, "lr": lr}]
+    return [
+        {"params": params, "weight_decay": weight_decay if decay else 0.0, "lr": lr * scale}
+        for (decay, scale), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1]))
+    ]
 
 
 def bitsandbytes(purpose: str) -> Any:
@@ -47,7 +52,7 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
     bitsandbytes keeps tensors under ``min_8bit_size`` elements (4096) in 32-bit state, as its docs advise;
     paged variants run unpaged on CPU (bitsandbytes falls back) and we log that.
     """
-    groups = param_groups(model, config.weight_decay)
+    groups = param_groups(model, config.weight_decay, config.lr)
     if not any(g["params"] for g in groups):
         raise ValueError("no trainable parameters: the tuning method froze everything")
     kwargs = {"lr": config.lr, "betas": (0.9, 0.999), "eps": 1e-8}
