@@ -4,7 +4,8 @@
 2. the planner's trainable-parameter count (computed without applying the method) matches the real one;
 3. save -> load into a fresh base gives identical outputs;
 4. merged output equals unmerged output (methods whose update merges into the weights);
-5. with the adapter disabled the model equals its base (adapter methods).
+5. with the adapter disabled the model equals its base (adapter methods);
+6. tunesmith's decoder-then-head path (what the losses and scorers run) equals PEFT's own forward.
 """
 
 from __future__ import annotations
@@ -36,12 +37,18 @@ METHODS: dict[str, dict[str, Any]] = {
     "qlora-nf4": {"name": "qlora", "r": 4, "alpha": 8, "bits": 4},
     "qlora-int8": {"name": "qlora", "r": 4, "alpha": 8, "bits": 8},
     "ia3": {"name": "ia3"},
+    "prompt": {"name": "prompt", "virtual_tokens": 4},
+    "prompt-text-init": {"name": "prompt", "virtual_tokens": 4, "init_text": "classify the tweet"},
+    "prefix": {"name": "prefix", "virtual_tokens": 4},
+    "prefix-projection": {"name": "prefix", "virtual_tokens": 4, "projection": True, "projection_hidden": 16},
+    "ptuning-mlp": {"name": "ptuning", "virtual_tokens": 4, "encoder_hidden": 16},
+    "ptuning-lstm": {"name": "ptuning", "virtual_tokens": 4, "encoder": "lstm", "encoder_hidden": 16},
     "freeze": {"name": "freeze", "last_n_layers": 1},
     "freeze-head": {"name": "freeze", "last_n_layers": 1, "train_head": True},
     "full": {"name": "full"},
 }
 MERGEABLE = {"lora", "dora", "ia3"}
-ADAPTERS = {"lora", "dora", "ia3", "qlora"}
+ADAPTERS = {"lora", "dora", "ia3", "qlora", "prompt", "prefix", "ptuning"}
 KINDS = ["causal", "classifier"]
 
 
@@ -93,6 +100,8 @@ def pair(kind: str, method_key: str, tiny_model_64_dir: Path, tiny_encoder_64_di
     config = _config(method_key)
     if kind == "classifier" and config.name == "freeze" and config.train_head:
         pytest.skip("train_head is the LM head of a causal LM")
+    if kind == "classifier" and config.name == "prefix":
+        pytest.skip("prefix trains causal LMs only (test_prefix_on_a_classifier_says_what_to_use)")
 
     def load() -> tuple[Any, Any]:
         return _load(kind, tiny_model_64_dir, tiny_encoder_64_dir)
@@ -152,15 +161,40 @@ def test_merged_equals_unmerged(pair) -> None:
     torch.testing.assert_close(_logits(merged, inputs), unmerged, rtol=1e-4, atol=1e-4)
 
 
-def test_disabled_adapter_equals_base(pair) -> None:
+def test_disabled_adapter_equals_base(pair, kind: str) -> None:
     load, model, tok, _, config, _ = pair
     if config.name not in ADAPTERS:
         pytest.skip(f"{config.name} has no adapter to disable")
     if config.name == "qlora":
         pytest.skip("the base under a qlora adapter is the quantized base (see test_quantized.py)")
+    if config.name in ("prompt", "ptuning") and kind == "classifier":
+        pytest.skip("PEFT 0.21's disable_adapter fails on prompt-learning classifiers (no generation hook)")
     _perturb(model)
     inputs = _inputs(tok, next(model.parameters()).device)
     base, _ = load()
     with model.disable_adapter():
         disabled = _logits(model, inputs)
     torch.testing.assert_close(disabled, _logits(base, inputs))
+
+
+def test_decoder_path_equals_the_peft_forward(pair) -> None:
+    from tunesmith.adapters.prompting import decoder_hidden
+    from tunesmith.train.sft.loss import causal_parts
+
+    _, model, tok, _, _, _ = pair
+    if type(model).__name__.endswith("ForSequenceClassification") or "SequenceClassification" in type(model).__name__:
+        pytest.skip("classifiers score through their own forward")
+    _perturb(model)
+    inputs = _inputs(tok, next(model.parameters()).device)
+    expected = _logits(model, inputs)[:, -inputs["input_ids"].shape[1] :]
+    decoder, head = causal_parts(model)
+    with torch.no_grad():
+        got = head(decoder_hidden(model, decoder, inputs["input_ids"], inputs["attention_mask"])).float()
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("which", ["encoder", "causal"])
+def test_prefix_on_a_classifier_says_what_to_use(tiny_encoder_64_dir: Path, tiny_model_64_dir: Path, which) -> None:
+    model, _ = load_classifier(str(tiny_encoder_64_dir if which == "encoder" else tiny_model_64_dir), ["a", "b"])
+    with pytest.raises(ValueError, match="use method prompt or ptuning"):
+        get_method("prefix").apply(model, _config("prefix"))

@@ -98,3 +98,19 @@ def test_missing_config_file_suggests_a_real_preset(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path / "nope.yaml")
     assert "not found" in str(err.value) and "sentiment-lora" in str(err.value)
+
+
+def test_prompt_learning_methods_refuse_packing_and_l2sp_needs_base_weights() -> None:
+    for name in ("prompt", "prefix", "ptuning"):
+        with pytest.raises(ConfigError, match="packing: false"):
+            validate_config(_raw(method={"name": name}, train={"packing": True}))
+        validate_config(_raw(method={"name": name}, train={"packing": False}))
+    with pytest.raises(ConfigError, match="with dora use train.weight_decay"):
+        validate_config(_raw(method={"name": "dora"}, train={"l2sp": 0.1}))
+
+
+def test_every_method_name_validates() -> None:
+    from tunesmith.adapters import METHODS
+
+    for name in METHODS:
+        assert validate_config(_raw(method={"name": name})).method.name == name

@@ -5,13 +5,16 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from tunesmith.adapters import dora, freeze, full, ia3, lora, qlora
+from tunesmith.adapters import dora, freeze, full, ia3, lora, prefix, prompt, ptuning, qlora
 
 METHODS: dict[str, ModuleType] = {
     "lora": lora,
     "dora": dora,
     "qlora": qlora,
     "ia3": ia3,
+    "prompt": prompt,
+    "prefix": prefix,
+    "ptuning": ptuning,
     "full": full,
     "freeze": freeze,
 }

@@ -86,4 +86,40 @@ def trainable_parameters(model: Any, config: Any) -> int:
             if isinstance(module, torch.nn.Linear) and module is not head and _matches(module_name, targets):
                 count += module.in_features if _matches(module_name, feedforward) else module.out_features
         return count + head_params
+    if name in ("prompt", "prefix", "ptuning"):
+        return _prompt_learning_parameters(model, config) + head_params
     raise ValueError(f"no parameter count for method '{name}'")
+
+
+def _linear(n_in: int, n_out: int) -> int:
+    return n_in * n_out + n_out
+
+
+def _lstm(n_in: int, hidden: int, layers: int = 2) -> int:
+    """A bidirectional ``nn.LSTM``: per direction and layer, four gates of input, recurrent and two biases."""
+    total, width = 0, n_in
+    for _ in range(layers):
+        total += 2 * 4 * (hidden * width + hidden * hidden + 2 * hidden)
+        width = 2 * hidden
+    return total
+
+
+def _prompt_learning_parameters(model: Any, config: Any) -> int:
+    hf_config = unwrap(model).config
+    d, n = hf_config.hidden_size, config.virtual_tokens
+    if config.name == "prompt":
+        return n * d
+    if config.name == "ptuning":
+        h = config.encoder_hidden
+        if config.encoder == "mlp":
+            return n * d + _linear(d, h) + _linear(h, h) + _linear(h, d)
+        return n * d + _lstm(d, h) + _linear(2 * h, 2 * h) + _linear(2 * h, d)
+    # prefix: a key and a value vector per virtual token and layer (of the key/value width under GQA)
+    layers = hf_config.num_hidden_layers
+    heads = hf_config.num_attention_heads
+    kv_width = getattr(hf_config, "num_key_value_heads", None) or heads
+    kv_dim = d // heads * kv_width
+    if not config.projection:
+        return n * layers * 2 * kv_dim
+    h = config.projection_hidden  # PEFT sizes the prefix embedding by the key/value width too
+    return n * kv_dim + _linear(kv_dim, h) + _linear(h, layers * 2 * kv_dim)

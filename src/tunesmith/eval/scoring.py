@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from tunesmith.adapters.prompting import decoder_hidden
 from tunesmith.data.format import chat_completion_text, chat_prompt_text, encode
 from tunesmith.train.batching import token_budget_batches
 from tunesmith.train.sft.loss import causal_parts
@@ -38,7 +39,7 @@ def _forward_positions(
         ids[i, : len(r)] = torch.tensor(r)
         mask[i, : len(r)] = 1
     device = next(model.parameters()).device
-    hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).last_hidden_state
+    hidden = decoder_hidden(model, decoder, ids.to(device), mask.to(device))
     out = []
     for i, pos in enumerate(positions):
         out.append(torch.log_softmax(head(hidden[i, pos]).float(), dim=-1))

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from tunesmith.adapters.prompting import decoder_hidden
 from tunesmith.train.batching import to_device
 from tunesmith.train.losses import labelled_lm_loss
 
@@ -43,8 +44,6 @@ class CausalLMLoss(torch.nn.Module):
                 "max_length_q": longest,
                 "max_length_k": longest,
             }
-        hidden = decoder(
-            input_ids=batch["input_ids"], attention_mask=None if bool(mask.all()) else mask, use_cache=False, **extra
-        ).last_hidden_state
+        hidden = decoder_hidden(self.model, decoder, batch["input_ids"], None if bool(mask.all()) else mask, **extra)
         weights = batch.get("token_weights", batch.get("weights"))
         return labelled_lm_loss(hidden, batch["labels"], head, normalizer, self.chunk_size, weights=weights)
