@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NTREX = ROOT.parent / "shared" / "data" / "ntrex128"
 MODEL = "smollm2-135m-instruct"
+RELEASE = True  # --no-release: tunesmith without env.release_freed_memory (to measure what it does)
 BATCH = 4
 
 
@@ -147,11 +148,14 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
     from tunesmith.config.schema import LoraMethod, TrainConfig
     from tunesmith.data.format import tokenize_example
     from tunesmith.models.load import load_model
+    from tunesmith.train import env
     from tunesmith.train.engine import fit
     from tunesmith.train.lifecycle import frozen_to_bf16
     from tunesmith.train.packing import use_segment_attention
     from tunesmith.train.sft.loss import CausalLMLoss
 
+    if RELEASE:
+        env.release_freed_memory()  # what train.lifecycle.start does in every tunesmith run
     torch.manual_seed(0)
     model, tok = load_model(MODEL)
     model.config.use_cache = False
@@ -205,7 +209,7 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
 
 
 def main() -> None:
-    global MODEL, NTREX
+    global MODEL, NTREX, RELEASE
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--reps", type=int, default=3)
@@ -218,9 +222,10 @@ def main() -> None:
     )
     parser.add_argument("--model", default=MODEL, help="embedded name or local model dir (both tools load it)")
     parser.add_argument("--ntrex", type=Path, default=NTREX, help="folder with the NTREX eng and hau files")
+    parser.add_argument("--no-release", action="store_true", help="tunesmith without release_freed_memory")
     parser.add_argument("--worker", choices=["trl", "tunesmith"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    MODEL, NTREX = args.model, args.ntrex
+    MODEL, NTREX, RELEASE = args.model, args.ntrex, not args.no_release
     if args.worker:
         result = (run_trl if args.worker == "trl" else run_tunesmith)(args.precision, args.steps, args.checkpointing)
         result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -244,6 +249,7 @@ def main() -> None:
                 "--ntrex",
                 str(args.ntrex),
                 *(["--checkpointing"] if args.checkpointing else []),
+                *(["--no-release"] if args.no_release else []),
             ]
             out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             if out.returncode:

@@ -199,3 +199,16 @@ def test_a_failed_preparation_does_not_lock_the_run_dir(make_config, tmp_path: P
     good = make_config(name="retry")  # fixed config, same run name: no --overwrite needed
     assert main(["data", "prepare", str(good)]) == 0
     assert main(["data", "prepare", str(good)]) == 2  # now the run dir holds prepared data
+
+
+def test_plan_writes_every_method_and_recommends(make_config, tmp_path: Path) -> None:
+    config = make_config(name="planned")
+    assert main(["plan", str(config)]) == 0
+    out = json.loads((tmp_path / "runs" / "planned" / "plan.json").read_text())
+    every = {"full", "lora", "dora", "qlora", "ia3", "prompt", "ptuning", "prefix", "freeze"}
+    assert every == set(out["methods"]) | set(out["not_applicable"])
+    assert "qlora" in out["not_applicable"]  # the tiny model is narrower than bitsandbytes' CPU blocks
+    assert out["configured"] == "lora" and out["train_rows"] > 0
+    assert out["recommended"] == "ia3"  # the tiny fixture has fewer than FEW_ROWS training rows
+    lora = out["methods"]["lora"]
+    assert 0 < lora["trainable_pct"] < 100 and lora["memory_gb"]["peak"] > 0

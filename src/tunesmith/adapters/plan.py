@@ -6,9 +6,12 @@ against the count after the method is applied); the memory estimate and `tunesmi
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from tunesmith.adapters.blocks import is_classifier, task_head, transformer_blocks, unwrap
 
@@ -123,3 +126,252 @@ def _prompt_learning_parameters(model: Any, config: Any) -> int:
         return n * layers * 2 * kv_dim
     h = config.projection_hidden  # PEFT sizes the prefix embedding by the key/value width too
     return n * kv_dim + _linear(kv_dim, h) + _linear(h, layers * 2 * kv_dim)
+
+
+# ---------------------------------------------------------------- memory and cost estimates
+
+ADAPTER_METHODS = ("lora", "dora", "qlora", "ia3", "prompt", "prefix", "ptuning")
+GB = 2**30
+
+
+@dataclass
+class Estimate:
+    """Peak training memory of one method, in bytes, by component, and its step cost relative to full."""
+
+    method: str
+    trainable: int
+    total: int
+    weights: dict[str, int]
+    gradients: int
+    optimizer: int
+    activations: int
+    head: int
+    runtime: int
+    step_cost: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def peak(self) -> int:
+        parts = (self.gradients, self.optimizer, self.activations, self.head, self.runtime)
+        return sum(self.weights.values()) + sum(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "trainable_params": self.trainable,
+            "total_params": self.total,
+            "trainable_pct": round(100 * self.trainable / max(self.total, 1), 4),
+            "memory_gb": {
+                "weights": {k: round(v / GB, 3) for k, v in self.weights.items()},
+                "gradients": round(self.gradients / GB, 3),
+                "optimizer": round(self.optimizer / GB, 3),
+                "activations": round(self.activations / GB, 3),
+                "head": round(self.head / GB, 3),
+                "runtime": round(self.runtime / GB, 3),
+                "peak": round(self.peak / GB, 3),
+            },
+            "step_cost_vs_full": round(self.step_cost, 2),
+            "notes": self.notes,
+        }
+
+
+def baseline_rss() -> int:
+    """Resident memory of this process apart from memory-mapped checkpoint files: the interpreter, torch,
+    transformers, the tokenizer and the data. Weights that transformers maps from safetensors files are
+    counted by the estimate itself, so their resident pages are subtracted here."""
+    mapped, current = 0, None
+    try:
+        with open("/proc/self/smaps") as fh:
+            for line in fh:
+                parts = line.split()
+                if "-" in parts[0] and len(parts) >= 6:
+                    current = parts[-1]
+                elif parts[0] == "Rss:" and current and current.endswith(".safetensors"):
+                    mapped += int(parts[1]) * 1024
+    except OSError:
+        pass
+    return current_rss() - mapped
+
+
+def current_rss() -> int:
+    """Resident memory of this process now (bytes): the runtime every training run starts from."""
+    try:
+        pages = int(open("/proc/self/statm").read().split()[1])  # noqa: SIM115
+    except (OSError, ValueError, IndexError):
+        return 0
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def _weight_bytes(model: Any, config: Any, precision: str, bf16_frozen_base: bool) -> dict[str, int]:
+    """Bytes of the model's weights as training holds them, by storage type."""
+    total = _unique_numel([model])
+    trainable = trainable_parameters(model, config)
+    if config.name in ("full", "freeze"):
+        return {"fp32": total * 4}
+    frozen_dtype, frozen_size = ("bf16", 2) if precision == "bf16" and bf16_frozen_base else ("fp32", 4)
+    base_trained = _unique_numel([task_head(model)]) if is_classifier(model) else 0  # the head is copied
+    out = {"fp32 (trained)": (trainable - base_trained) * 4 + base_trained * 4}
+    if config.name != "qlora":
+        out[f"{frozen_dtype} (frozen)"] = total * frozen_size
+        return out
+    linears = [m for b in transformer_blocks(model) for m in b.modules() if type(m) is torch.nn.Linear]
+    quantized = sum(m.weight.numel() for m in linears)
+    if config.bits == 4:  # 4 bits per weight + one scale per 64 (8-bit scales under double quantization)
+        out["nf4/fp4 (frozen)"] = quantized // 2 + quantized // 64 * (1 if config.double_quant else 4)
+    else:  # int8 weights + one fp32 scale per output row
+        out["int8 (frozen)"] = quantized + sum(m.out_features for m in linears) * 4
+    out[f"{frozen_dtype} (frozen)"] = (total - quantized) * frozen_size
+    return out
+
+
+def _optimizer_bytes(model: Any, config: Any, optimizer: str) -> int:
+    trainable = trainable_parameters(model, config)
+    return trainable * (2 if "8bit" in optimizer else 8)  # two moments, in 8 bits or in fp32
+
+
+def _depth(model: Any, config: Any) -> int:
+    """Blocks that keep activations for backward: from the first trainable block to the top."""
+    n = len(transformer_blocks(model))
+    last = getattr(config, "last_n_layers", None)
+    return min(last, n) if last else n
+
+
+def step_cost(model: Any, config: Any) -> float:
+    """FLOPs of one step relative to full fine-tuning (6 x params per token): every method runs the forward
+    (2x) and backpropagates through the blocks above its first trained one (2x); only trained matrices need
+    their weight gradient (2x of the trained share). Quantized bases add a dequantization pass (~0.2x)."""
+    n, depth = len(transformer_blocks(model)), _depth(model, config)
+    if config.name == "full":
+        return 1.0
+    if config.name == "freeze":
+        return (2 + 4 * depth / n) / 6
+    backward = 2 * depth / n  # gradient w.r.t. activations down to the first adapter
+    cost = (2 + backward) / 6
+    return cost + (0.2 / 6 * 2 if config.name == "qlora" else 0.0) + (0.3 if config.name == "dora" else 0.0) / 6
+
+
+class LiveBytes(TorchDispatchMode):
+    """Counts the bytes of every tensor an operation creates while it stays alive, and the peak of that sum:
+    the memory a forward and backward pass really holds, independent of the allocator."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._seen: set[int] = set()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        from torch.utils._pytree import tree_flatten
+
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                storage = t.untyped_storage()
+                key, size = storage.data_ptr(), storage.nbytes()
+                if size and key not in self._seen:
+                    self._seen.add(key)
+                    self.live += size
+                    self.peak = max(self.peak, self.live)
+                    weakref.finalize(storage, self._free, key, size)
+        return out
+
+    def _free(self, key: int, size: int) -> None:
+        self.live -= size
+        self._seen.discard(key)
+
+
+def activation_bytes_per_token(model: Any, config: Any, precision: str, length: int = 128) -> tuple[float, float]:
+    """(kept, transient) bytes per token of one block, measured on a one-block copy of the architecture.
+
+    The copy runs forward and backward under the method and precision on batches of 1 and 3 examples of
+    ``length`` tokens (the data's typical length: attention grows with it); ``kept`` is the slope of the
+    bytes alive after the forward (what each block holds until its backward), ``transient`` the slope of the
+    extra peak during backward (one block's gradients at a time). Slopes remove per-weight constants.
+    """
+    import copy
+
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from tunesmith.adapters import get_method
+    from tunesmith.adapters.prompting import decoder_hidden
+    from tunesmith.train.sft.loss import causal_parts
+
+    hf = unwrap(model)
+    probe_config = copy.deepcopy(hf.config)
+    probe_config.num_hidden_layers = 1
+    if getattr(probe_config, "layer_types", None):
+        probe_config.layer_types = probe_config.layer_types[:1]
+    auto = AutoModelForSequenceClassification if is_classifier(model) else AutoModelForCausalLM
+    probe = auto.from_config(probe_config)
+    if config.name == "freeze" or getattr(config, "last_n_layers", None):
+        config = config.model_copy(update={"last_n_layers": 1})
+    probe = get_method(config.name).apply(probe, config)
+    if precision == "bf16" and config.name not in ("full", "freeze"):
+        for p in probe.parameters():  # as train.bf16_frozen_base stores them
+            if not p.requires_grad and p.dtype == torch.float32:
+                p.data = p.data.to(torch.bfloat16)
+
+    def measure(examples: int) -> tuple[int, int]:
+        ids = torch.randint(0, probe_config.vocab_size, (examples, length))
+        mode = LiveBytes()
+        with mode, torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            if is_classifier(probe):
+                out = probe(input_ids=ids).logits.float().sum()
+            else:
+                decoder, _ = causal_parts(probe)
+                out = decoder_hidden(probe, decoder, ids, None).float().pow(2).mean()
+            after_forward = mode.live
+            out.backward()
+        return after_forward, mode.peak - after_forward
+
+    (kept_s, extra_s), (kept_l, extra_l) = measure(1), measure(3)
+    width = 2 * length
+    return max(kept_l - kept_s, 0) / width, max(extra_l - extra_s, 0) / width
+
+
+def estimate(
+    model: Any,
+    config: Any,
+    train: Any,
+    precision: str,
+    runtime: int,
+    labelled_fraction: float = 1.0,
+    example_length: int = 128,
+) -> Estimate:
+    """Peak training memory of ``config``'s method on ``model`` under ``train`` (a TrainConfig).
+
+    ``runtime`` is the resident memory of the process apart from the weights (see :func:`baseline_rss`);
+    ``labelled_fraction`` the share of tokens that carry a label (sizes the LM head's work);
+    ``example_length`` the typical example length in tokens (attention memory grows with it). Checked against
+    measured peaks in bench/plan_vs_measured.py.
+    """
+    hf = unwrap(model)
+    notes: list[str] = []
+    total = _unique_numel([model])
+    trainable = trainable_parameters(model, config)
+    kept, transient = activation_bytes_per_token(model, config, precision, min(example_length, train.batch_tokens))
+    tokens = train.batch_tokens
+    if train.gradient_checkpointing:  # block inputs (fp32 hidden states) kept; one block recomputed at a time
+        activations = int(hf.config.hidden_size * 4 * tokens * _depth(model, config) + (kept + transient) * tokens)
+        notes.append("gradient checkpointing: block inputs kept, one block recomputed at a time")
+    else:
+        activations = int((kept * _depth(model, config) + transient) * tokens)
+    head = 0
+    if not is_classifier(model):  # logits only for labelled positions, at most 2048 rows at a time, fp32
+        rows = min(int(tokens * labelled_fraction) + 1, 2048)
+        head = rows * hf.config.vocab_size * 4 * 3  # logits, their log-softmax and its gradient
+    return Estimate(
+        method=config.name,
+        trainable=trainable,
+        total=total,
+        weights=_weight_bytes(model, config, precision, train.bf16_frozen_base),
+        gradients=trainable * 4,
+        optimizer=_optimizer_bytes(model, config, train.optimizer),
+        activations=activations,
+        head=head,
+        runtime=runtime,
+        step_cost=step_cost(model, config),
+        notes=notes,
+    )

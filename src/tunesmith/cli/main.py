@@ -174,6 +174,22 @@ def eval_cmd(run_dir: Path, set_: SetOpt = None) -> None:
     show.stage(console, "eval", report, run)
 
 
+@app.command("plan")
+def plan_cmd(config: Path, set_: SetOpt = None) -> None:
+    """Every tuning method's parameters, memory and step cost on this model, data and machine; a recommendation."""
+    from tunesmith.adapters.recommend import plan_for_config
+    from tunesmith.rundir import write_json
+
+    cfg = _load(config, set_)
+    _quiet_libraries()
+    with console.status("measuring the methods on this model"):
+        result = plan_for_config(cfg)
+    out = Path(cfg.output_dir) / cfg.name / "plan.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, result)
+    show.plan(console, result, out)
+
+
 @app.command("models")
 def models_cmd() -> None:
     """List the embedded models (no network needed) and where their files come from."""

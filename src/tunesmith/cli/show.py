@@ -102,3 +102,48 @@ def mapping(console: Console, title: str, info: dict[str, Any]) -> None:
         else:
             table.add_row(key, str(value))
     console.print(table)
+
+
+def _count(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def _pct(p: float) -> str:
+    return f"{p:.0f}%" if p >= 10 else f"{p:.1f}%" if p >= 0.1 else f"{p:.2g}%"
+
+
+def plan(console: Console, result: dict[str, Any], path: Any) -> None:
+    table = Table(
+        title=f"methods for {result['model']}: {result['objective']}, {result['precision']}, "
+        f"{result['batch_tokens']} tokens per micro-batch, {result['train_rows']:,} training rows"
+    )
+    table.add_column("method", no_wrap=True)
+    for col in ("trains", "weights", "grad+opt", "activ.", "peak", "cost"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for name, m in result["methods"].items():
+        mem = m["memory_gb"]
+        label = ("> " if name == result["recommended"] else "  ") + name
+        label += " *" if name == result["configured"] else ""
+        table.add_row(
+            label,
+            f"{_count(m['trainable_params'])} ({_pct(m['trainable_pct'])})",
+            f"{sum(mem['weights'].values()):.2f}",
+            f"{mem['gradients'] + mem['optimizer']:.2f}",
+            f"{mem['activations'] + mem['head']:.2f}",
+            f"{mem['peak']:.2f}",
+            f"{m['step_cost_vs_full']:.2f}x",
+        )
+    console.print(table)
+    console.print("> recommended, * configured; memory in GB; cost: compute per step relative to full tuning")
+    for name, why in result["not_applicable"].items():
+        console.print(f"[dim]{name}: not applicable here ({why})[/dim]")
+    runtime = next(iter(result["methods"].values()))["memory_gb"]["runtime"] if result["methods"] else 0
+    console.print(
+        f"{result['device']}: {result['memory_available_gb']:.1f} GB available of {result['memory_total_gb']:.1f} GB. "
+        f"Peak = weights + gradients + optimizer + activations + LM head + runtime ({runtime:.2f} GB)."
+    )
+    console.print(f"[bold]Recommended: {result['recommended']}[/bold]: {result['why']}.")
+    console.print(f"Written to {path}")

@@ -59,6 +59,27 @@ def resolve_precision(requested: str) -> str:
     return requested
 
 
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+
+
+def release_freed_memory(threshold: int = 1 << 20) -> bool:
+    """Have glibc serve allocations of ``threshold`` bytes or more with their own mappings, returned to the
+    OS as soon as they are freed. By default glibc raises that threshold (to 32 MB) after the first large
+    free, so activation-sized tensors come from the heap and the freed space stays resident: measured on
+    SmolLM2 LoRA training, the process peak falls from 2.06 to 1.74 GB (bench/plan_vs_measured.py). Linux
+    with glibc only; returns whether it applied."""
+    import ctypes
+    import ctypes.util
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, threshold))
+    except (OSError, AttributeError):
+        return False
+
+
 def set_threads(threads: int | None) -> int:
     import torch
 
