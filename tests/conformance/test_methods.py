@@ -43,12 +43,14 @@ METHODS: dict[str, dict[str, Any]] = {
     "prefix-projection": {"name": "prefix", "virtual_tokens": 4, "projection": True, "projection_hidden": 16},
     "ptuning-mlp": {"name": "ptuning", "virtual_tokens": 4, "encoder_hidden": 16},
     "ptuning-lstm": {"name": "ptuning", "virtual_tokens": 4, "encoder": "lstm", "encoder_hidden": 16},
+    "adapters-houlsby": {"name": "adapters", "size": 8},
+    "adapters-pfeiffer": {"name": "adapters", "placement": "pfeiffer", "size": 8, "activation": "gelu"},
     "freeze": {"name": "freeze", "last_n_layers": 1},
     "freeze-head": {"name": "freeze", "last_n_layers": 1, "train_head": True},
     "full": {"name": "full"},
 }
 MERGEABLE = {"lora", "dora", "ia3"}
-ADAPTERS = {"lora", "dora", "ia3", "qlora", "prompt", "prefix", "ptuning"}
+ADAPTERS = {"lora", "dora", "ia3", "qlora", "prompt", "prefix", "ptuning", "adapters"}
 KINDS = ["causal", "classifier"]
 
 

@@ -205,7 +205,7 @@ def test_plan_writes_every_method_and_recommends(make_config, tmp_path: Path) ->
     config = make_config(name="planned")
     assert main(["plan", str(config)]) == 0
     out = json.loads((tmp_path / "runs" / "planned" / "plan.json").read_text())
-    every = {"full", "lora", "dora", "qlora", "ia3", "prompt", "ptuning", "prefix", "freeze"}
+    every = {"full", "lora", "dora", "qlora", "ia3", "prompt", "ptuning", "prefix", "adapters", "freeze"}
     assert every == set(out["methods"]) | set(out["not_applicable"])
     assert "qlora" in out["not_applicable"]  # the tiny model is narrower than bitsandbytes' CPU blocks
     assert out["configured"] == "lora" and out["train_rows"] > 0

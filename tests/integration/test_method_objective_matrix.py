@@ -19,6 +19,7 @@ METHODS = {
     "prompt": {"name": "prompt", "virtual_tokens": 4, "init_text": "sentiment of this tweet"},
     "prefix": {"name": "prefix", "virtual_tokens": 4},
     "ptuning": {"name": "ptuning", "virtual_tokens": 4, "encoder_hidden": 16},
+    "adapters": {"name": "adapters", "size": 8},
     "qlora": {"name": "qlora", "r": 4, "alpha": 8, "bits": 4},
     "qlora-8bit": {"name": "qlora", "r": 4, "alpha": 8, "bits": 8},
     "full": {"name": "full"},

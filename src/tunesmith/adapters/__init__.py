@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from tunesmith.adapters import dora, freeze, full, ia3, lora, prefix, prompt, ptuning, qlora
+from tunesmith.adapters import bottleneck, dora, freeze, full, ia3, lora, prefix, prompt, ptuning, qlora
 
 METHODS: dict[str, ModuleType] = {
     "lora": lora,
@@ -15,6 +15,7 @@ METHODS: dict[str, ModuleType] = {
     "prompt": prompt,
     "prefix": prefix,
     "ptuning": ptuning,
+    "adapters": bottleneck,
     "full": full,
     "freeze": freeze,
 }

@@ -91,6 +91,15 @@ def trainable_parameters(model: Any, config: Any) -> int:
         return count + head_params
     if name in ("prompt", "prefix", "ptuning"):
         return _prompt_learning_parameters(model, config) + head_params
+    if name == "adapters":
+        from tunesmith.adapters.bottleneck import _width, sublayer_outputs
+
+        count = 0
+        for block in transformer_blocks(model):
+            for sub in sublayer_outputs(block, config.placement):
+                width = _width(block.get_submodule(sub))
+                count += width * config.size + config.size + config.size * width + width
+        return count + head_params
     raise ValueError(f"no parameter count for method '{name}'")
 
 
@@ -130,7 +139,7 @@ def _prompt_learning_parameters(model: Any, config: Any) -> int:
 
 # ---------------------------------------------------------------- memory and cost estimates
 
-ADAPTER_METHODS = ("lora", "dora", "qlora", "ia3", "prompt", "prefix", "ptuning")
+ADAPTER_METHODS = ("lora", "dora", "qlora", "ia3", "prompt", "prefix", "ptuning", "adapters")
 GB = 2**30
 
 

@@ -37,6 +37,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
     "prompt": {"name": "prompt"},
     "ptuning": {"name": "ptuning"},
     "prefix": {"name": "prefix"},
+    "adapters": {"name": "adapters"},
 }
 
 

@@ -217,6 +217,19 @@ class PtuningMethod(Section):
     encoder_hidden: int = Field(128, ge=1, description="Hidden width of the prompt encoder.")
 
 
+class BottleneckMethod(Section):
+    """Bottleneck adapters (Houlsby et al. 2019; Pfeiffer et al. 2021) after each block's sub-layers."""
+
+    name: Literal["adapters"] = "adapters"
+    placement: Literal["houlsby", "pfeiffer"] = Field(
+        "houlsby",
+        description="'houlsby': after the attention output and the feed-forward output of every block; "
+        "'pfeiffer': after the feed-forward output only (half the parameters).",
+    )
+    size: int = Field(64, ge=1, description="Bottleneck width (the hidden size is reduced to this).")
+    activation: Literal["relu", "gelu", "silu"] = Field("relu", description="Non-linearity inside the bottleneck.")
+
+
 PROMPT_LEARNING = ("prompt", "prefix", "ptuning")
 
 MethodConfig = Annotated[
@@ -227,6 +240,7 @@ MethodConfig = Annotated[
     | PromptMethod
     | PrefixMethod
     | PtuningMethod
+    | BottleneckMethod
     | FullMethod
     | FreezeMethod,
     Field(discriminator="name"),
