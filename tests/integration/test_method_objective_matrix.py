@@ -69,3 +69,23 @@ def test_method_trains_under_objective(
     assert (run / ("adapter" if name not in ("full", "freeze") else "model")).is_dir()
     report = json.loads((run / "eval" / "report.json").read_text())
     assert report["task"] == ("perplexity" if objective == "cpt" else "labels")
+
+
+@pytest.mark.parametrize("select", ["balanced", "similar"])
+def test_fewshot_chooses_demonstrations_and_is_evaluated(make_config, tiny_encoder_dir: Path, select: str) -> None:
+    method = {"name": "fewshot", "k": 3, "select": select, "encoder": str(tiny_encoder_dir)}
+    config = make_config(name=f"fewshot-{select}", method=method)
+    assert main(["run", str(config)]) == 0
+    run = Path(yaml.safe_load(config.read_text())["output_dir"]) / f"fewshot-{select}"
+    summary = json.loads((run / "train.json").read_text())
+    assert summary["method"] == "fewshot" and summary["steps"] == 0 and summary["trainable_params"] == 0
+    artifact = json.loads((run / "adapter" / "fewshot.json").read_text())
+    assert len(artifact["demonstrations" if select == "balanced" else "pool"]) >= 3
+    rows = [json.loads(line) for line in (run / "eval" / "predictions.jsonl").read_text().splitlines()]
+    for row in rows:  # the demonstrations change what the model sees, so every score moves
+        assert row["label_logprobs"]["base zero-shot"] != row["label_logprobs"]["tuned (fewshot)"]
+
+
+def test_fewshot_refuses_objectives_without_answers(make_config) -> None:
+    config = make_config(name="fewshot-cpt", method={"name": "fewshot"}, train={"objective": "cpt"})
+    assert main(["run", str(config)]) == 2

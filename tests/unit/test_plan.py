@@ -8,7 +8,7 @@ import torch
 from pydantic import TypeAdapter
 
 from tunesmith.adapters import plan
-from tunesmith.adapters.recommend import FEW_ROWS, MANY_ROWS, recommend
+from tunesmith.adapters.recommend import FEW_ROWS, MANY_ROWS, TOO_FEW_ROWS, recommend
 from tunesmith.config.schema import MethodConfig, TrainConfig
 from tunesmith.models.load import load_model
 
@@ -84,6 +84,7 @@ def test_recommendation_follows_data_then_memory() -> None:
         n: _estimate(n, gb) for n, gb in {"full": 8, "lora": 2, "qlora": 1, "freeze": 1.5, "ia3": 1.9}.items()
     }
     gb = plan.GB
+    assert recommend(estimates, TOO_FEW_ROWS - 1, 16 * gb)[0] == "fewshot"
     assert recommend(estimates, FEW_ROWS - 1, 16 * gb)[0] == "ia3"
     assert recommend(estimates, MANY_ROWS, 16 * gb)[0] == "full"
     assert recommend(estimates, MANY_ROWS, 8 * gb)[0] == "lora"  # full needs 8 GB: no headroom

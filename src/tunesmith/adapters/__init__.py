@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from tunesmith.adapters import bottleneck, dora, freeze, full, ia3, lora, prefix, prompt, ptuning, qlora
+from tunesmith.adapters import bottleneck, dora, fewshot, freeze, full, ia3, lora, prefix, prompt, ptuning, qlora
 
 METHODS: dict[str, ModuleType] = {
     "lora": lora,
@@ -16,6 +16,7 @@ METHODS: dict[str, ModuleType] = {
     "prefix": prefix,
     "ptuning": ptuning,
     "adapters": bottleneck,
+    "fewshot": fewshot,
     "full": full,
     "freeze": freeze,
 }

@@ -3,6 +3,7 @@ recommendation that says why. The numbers come from :mod:`tunesmith.adapters.pla
 
 The recommendation follows the data first and the machine second:
 
+- fewer than ``TOO_FEW_ROWS`` training rows: ``fewshot`` (no training; the rows become demonstrations);
 - fewer than ``FEW_ROWS`` training rows: the method with the fewest trained parameters that fits (``ia3``),
   since millions of parameters overfit a few dozen examples;
 - ``MANY_ROWS`` rows or more, and full fine-tuning fits: ``full``;
@@ -24,6 +25,7 @@ from tunesmith.adapters import plan
 from tunesmith.config.schema import PROMPT_LEARNING, MethodConfig, RunConfig
 from tunesmith.errors import TunesmithError
 
+TOO_FEW_ROWS = 20
 FEW_ROWS = 100
 MANY_ROWS = 20_000
 HEADROOM = 0.8
@@ -99,6 +101,11 @@ def recommend(estimates: dict[str, plan.Estimate], rows: int, available: int) ->
             f"{e.step_cost:.2f}x a full fine-tuning step"
         )
 
+    if rows < TOO_FEW_ROWS:
+        return "fewshot", (
+            f"{rows} training rows are too few to train on: put them in front of each query as demonstrations "
+            "(method: {name: fewshot, k: 4}); no weights change"
+        )
     if rows < FEW_ROWS and fits.get("ia3"):
         return "ia3", why("ia3", f"{rows} training rows are few: the fewest trained parameters overfit least")
     if rows >= MANY_ROWS and fits.get("full"):

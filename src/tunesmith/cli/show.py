@@ -33,6 +33,12 @@ def data(console: Console, result: Any, run: Any) -> None:
 
 
 def train(console: Console, summary: dict[str, Any], run: Any) -> None:
+    if summary["method"] == "fewshot":
+        console.print(
+            f"[bold]train[/]: fewshot ({summary['select']}): no weights change; "
+            f"{summary['demonstrations']} demonstrations per query -> {summary['output']}"
+        )
+        return
     console.print(
         f"[bold]train[/]: {summary['method']} on {summary['base']}: {summary['trainable_params']:,} trainable params "
         f"({summary['trainable_pct']}%), {summary['steps']} steps, {summary['tokens_per_s']:,} tok/s "

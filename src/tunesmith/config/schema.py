@@ -230,6 +230,21 @@ class BottleneckMethod(Section):
     activation: Literal["relu", "gelu", "silu"] = Field("relu", description="Non-linearity inside the bottleneck.")
 
 
+class FewshotMethod(Section):
+    """No training: k solved training examples go in front of each query (in-context learning)."""
+
+    name: Literal["fewshot"] = "fewshot"
+    k: int = Field(4, ge=1, description="Demonstrations per query.")
+    select: Literal["balanced", "similar"] = Field(
+        "balanced",
+        description="'balanced': the same k examples for every query, round-robin over the labels (seeded); "
+        "'similar': per query, the k training examples nearest to it by sentence embedding.",
+    )
+    encoder: str = Field(
+        "all-minilm-l6-v2", description="Sentence encoder for select: similar (embedded name or local dir)."
+    )
+
+
 PROMPT_LEARNING = ("prompt", "prefix", "ptuning")
 
 MethodConfig = Annotated[
@@ -241,6 +256,7 @@ MethodConfig = Annotated[
     | PrefixMethod
     | PtuningMethod
     | BottleneckMethod
+    | FewshotMethod
     | FullMethod
     | FreezeMethod,
     Field(discriminator="name"),
@@ -367,6 +383,15 @@ class RunConfig(Section):
             raise ValueError(
                 "train.l2sp pulls trained base weights back toward their start: it applies to the "
                 f"full and freeze methods; with {self.method.name} use train.weight_decay instead"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _fewshot_needs_answers(self) -> RunConfig:
+        if self.method.name == "fewshot" and (self.train.objective != "sft" or self.data.format == "text"):
+            raise ValueError(
+                "method fewshot puts solved examples in front of each query: it needs train.objective: sft "
+                "and classification or instruction data"
             )
         return self
 

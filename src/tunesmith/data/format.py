@@ -62,19 +62,18 @@ def to_example(
     return {"text": record["text"]}
 
 
-def chat_prompt_text(tokenizer: Any, prompt: str) -> str:
-    """The chat rendering of a user turn, ending where the assistant's answer starts."""
-    return tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-    )
+def chat_prompt_text(tokenizer: Any, prompt: str | list[dict[str, str]]) -> str:
+    """The chat rendering of a user turn (or of a conversation ending in one: few-shot demonstrations as
+    earlier turns), ending where the assistant's answer starts."""
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def chat_completion_text(tokenizer: Any, prompt: str, completion: str) -> str:
+def chat_completion_text(tokenizer: Any, prompt: str | list[dict[str, str]], completion: str) -> str:
     """The text that follows the prompt rendering in the full chat (answer plus end-of-turn markers)."""
     head = chat_prompt_text(tokenizer, prompt)
-    full = tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}], tokenize=False
-    )
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    full = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": completion}], tokenize=False)
     if not full.startswith(head):
         raise DataError(
             "The chat template renders the prompt differently with and without the answer; "
@@ -87,7 +86,7 @@ def encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def tokenize_example(example: dict[str, str], tokenizer: Any, loss_on: str) -> dict[str, list[int]]:
+def tokenize_example(example: dict[str, Any], tokenizer: Any, loss_on: str) -> dict[str, list[int]]:
     """Token ids and labels (``-100`` where no loss is taken) for one example.
 
     Supervised examples: prompt ids then completion ids; with ``loss_on="completion"`` only the

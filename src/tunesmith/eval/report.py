@@ -74,10 +74,14 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += _label_lines(report) if report.get("task", "labels") == "labels" else _perplexity_lines(report)
     if "training" in report:
         t = report["training"]
+        lines += ["", "## Training", ""]
+        if t["method"] == "fewshot":
+            lines.append(
+                f"fewshot ({t['select']}) on `{t['base']}`: no training; {t['demonstrations']} demonstrations "
+                "from the training split in front of each query (`adapter/fewshot.json`)."
+            )
+            return "\n".join(lines) + "\n"
         lines += [
-            "",
-            "## Training",
-            "",
             f"{t['method']} on `{t['base']}`: {t['trainable_params']:,} trainable parameters "
             f"({t['trainable_pct']}%), {t['steps']} steps, {t['tokens_seen']:,} tokens at "
             f"{t['tokens_per_s']:,} tok/s ({t['precision']}), best validation loss "

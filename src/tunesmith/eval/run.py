@@ -33,10 +33,13 @@ def _evaluate_model(
     name: str,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
+    prompts: list[Any] = [r["prompt"] for r in rows]
+    if hasattr(model, "tunesmith_fewshot"):  # demonstrations as earlier chat turns
+        prompts = model.tunesmith_fewshot.messages(prompts)
     raw = score_labels(
         model,
         tokenizer,
-        [r["prompt"] for r in rows],
+        prompts,
         labels,
         batch_tokens=config.eval.batch_tokens,
         autocast=autocast,
@@ -166,8 +169,15 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
 
         def score(model: Any, name: str) -> dict[str, Any]:
             t0 = time.perf_counter()
+            exs = examples
+            if hasattr(model, "tunesmith_fewshot"):  # the same answers, after the demonstrations
+                contexts = model.tunesmith_fewshot.messages([r["prompt"] for r in rows])
+                exs = [
+                    tokenize_example({**r, "prompt": c}, tokenizer, "completion")
+                    for r, c in zip(rows, contexts, strict=True)
+                ]
             out: dict[str, Any] = held_out_loss(
-                model, examples, tokenizer.pad_token_id, config.eval.batch_tokens, autocast, progress, f"eval: {name}"
+                model, exs, tokenizer.pad_token_id, config.eval.batch_tokens, autocast, progress, f"eval: {name}"
             )
             out["seconds"] = round(time.perf_counter() - t0, 1)
             return out

@@ -50,7 +50,7 @@ def _forward_positions(
 def score_labels(
     model: Any,
     tokenizer: Any,
-    prompts: Sequence[str],
+    prompts: Sequence[str | list[dict[str, str]]],
     labels: Sequence[str],
     batch_tokens: int = 8192,
     autocast: bool = False,

@@ -14,4 +14,38 @@ RECIPES = {"sft": train_sft, "cpt": train_cpt, "classify": train_classify}
 
 
 def train(config: RunConfig, run: RunDir, resume: bool = False, progress: Any = None) -> dict[str, Any]:
+    if config.method.name == "fewshot":  # nothing to train: choose the demonstrations
+        return choose_demonstrations(config, run)
     return RECIPES[config.train.objective](config, run, resume=resume, progress=progress)
+
+
+def choose_demonstrations(config: RunConfig, run: RunDir) -> dict[str, Any]:
+    """The fewshot method's "training": pick demonstrations from the training split into ``adapter/``."""
+    import time
+
+    from tunesmith.adapters import fewshot
+    from tunesmith.config.schema import FewshotMethod
+    from tunesmith.rundir import read_jsonl, write_json
+    from tunesmith.train import lifecycle
+
+    started = time.perf_counter()
+    precision = lifecycle.start(config, run)
+    assert isinstance(config.method, FewshotMethod)
+    rows = read_jsonl(run.split("train"))
+    artifact = fewshot.fit(rows, config.method, config.seed)
+    fewshot.save_artifact(artifact, run.adapter)
+    summary = {
+        "objective": config.train.objective,
+        "method": "fewshot",
+        "base": config.model.base,
+        "output": str(run.adapter),
+        "trainable_params": 0,
+        "steps": 0,
+        "select": config.method.select,
+        "demonstrations": len(artifact.get("demonstrations", [])) or config.method.k,
+        "pool": len(artifact.get("pool", [])),
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "precision": precision,
+    }
+    write_json(run.train_summary, summary)
+    return summary
