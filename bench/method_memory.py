@@ -1,10 +1,10 @@
 """Benchmark: speed and peak memory of each tuning method and optimizer on the same model and data.
 
-Variants (each in its own process, so its peak memory is its own; one warm-up step is not timed):
-``lora`` (bf16 frozen base), ``qlora-nf4``, ``qlora-int8`` (bitsandbytes-quantized base + LoRA),
-``full`` (AdamW), ``full-adamw8bit`` and ``full-paged-adamw8bit`` (bitsandbytes' 8-bit moments), all LoRA
-variants r=16 on every linear layer. Data: the NTREX English -> Hausa instructions of bench/sft_vs_trl.py,
-packed, loss on the completion. Prints trained tokens/s, the mean loss of the timed steps, and peak memory:
+Variants (each in its own process, so its peak memory is its own; one warm-up step is not timed): every
+tuning method that trains (``lora``, ``qlora-nf4``/``qlora-int8`` on a bitsandbytes-quantized base,
+``dora``, ``ia3``, bottleneck ``adapters``, ``prompt``, ``ptuning``, ``prefix``, ``freeze``) and ``full``
+with AdamW, 8-bit AdamW and paged 8-bit AdamW. Data: the NTREX English -> Hausa instructions of
+bench/sft_vs_trl.py, loss on the completion, packed except for the prompt-learning methods. Prints trained tokens/s, the mean loss of the timed steps, and peak memory:
 CUDA max-allocated on a GPU, process peak RSS on the CPU.
 
     python bench/method_memory.py                                  # embedded SmolLM2, every variant
@@ -29,6 +29,13 @@ VARIANTS = {
     "lora": ({"name": "lora", "r": 16, "alpha": 32}, "adamw"),
     "qlora-nf4": ({"name": "qlora", "r": 16, "alpha": 32, "bits": 4}, "adamw"),
     "qlora-int8": ({"name": "qlora", "r": 16, "alpha": 32, "bits": 8}, "adamw"),
+    "dora": ({"name": "dora", "r": 16, "alpha": 32}, "adamw"),
+    "ia3": ({"name": "ia3"}, "adamw"),
+    "adapters": ({"name": "adapters", "size": 64}, "adamw"),
+    "prompt": ({"name": "prompt", "virtual_tokens": 20, "init_text": "Translate into Hausa:"}, "adamw"),
+    "ptuning": ({"name": "ptuning", "virtual_tokens": 20}, "adamw"),
+    "prefix": ({"name": "prefix", "virtual_tokens": 20}, "adamw"),
+    "freeze": ({"name": "freeze", "last_n_layers": 2}, "adamw"),
     "full": ({"name": "full"}, "adamw"),
     "full-adamw8bit": ({"name": "full"}, "adamw8bit"),
     "full-paged-adamw8bit": ({"name": "full"}, "paged_adamw8bit"),
@@ -54,16 +61,18 @@ def worker(variant: str, model_name: str, steps: int, batch_tokens: int) -> dict
     torch.manual_seed(0)
     model, tok = load_model(model_name)
     model.config.use_cache = False
-    use_segment_attention(model)
     method_config = TypeAdapter(MethodConfig).validate_python(method_cfg)
+    packing = method_config.name not in ("prompt", "prefix", "ptuning")  # virtual tokens per example
+    if packing:
+        use_segment_attention(model)
     method = get_method(method_config.name)
     model = method.apply(model, method_config)
-    lr = 2e-4 if "lora" in variant else 2e-5
+    lr = 2e-5 if variant.startswith(("full", "freeze")) else 2e-4
     config = TrainConfig(
         lr=lr,
         max_steps=steps + 1,
         epochs=100,
-        packing=True,
+        packing=packing,
         batch_tokens=batch_tokens,
         scheduler="constant",
         warmup_ratio=0,

@@ -1,4 +1,4 @@
-"""Benchmark: LoRA SFT with tunesmith's engine vs TRL's SFTTrainer, same model, data and hyperparameters.
+"""Benchmark: LoRA (or full) SFT with tunesmith's engine vs TRL's SFTTrainer, same model, data and settings.
 
 Data: English -> Hausa translation instructions built from NTREX-128 (1 to 4 consecutive sentences per
 example, 64 examples, seeded; read from ../shared/data, CC BY-SA 4.0). Model: SmolLM2-135M-Instruct
@@ -15,6 +15,7 @@ the completion loss of each trained model on the same 16 unseen examples compute
 
     python bench/sft_vs_trl.py --precision bf16 --steps 8 --reps 3
     python bench/sft_vs_trl.py --model DIR --ntrex DIR   # any local model dir / NTREX copy (the GPU check)
+    python bench/sft_vs_trl.py --method full             # full fine-tuning in both tools (lr 2e-5)
 
 On CUDA both tools train on the GPU and the table adds each one's peak CUDA memory (max allocated).
 """
@@ -35,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NTREX = ROOT.parent / "shared" / "data" / "ntrex128"
 MODEL = "smollm2-135m-instruct"
+METHOD = "lora"  # --method full: full fine-tuning in both tools (lr 2e-5)
 RELEASE = True  # --no-release: tunesmith without env.release_freed_memory (to measure what it does)
 BATCH = 4
 
@@ -106,7 +108,7 @@ def run_trl(precision: str, steps: int, checkpointing: bool) -> dict:
         output_dir=out,
         per_device_train_batch_size=BATCH,
         max_steps=steps + 1,
-        learning_rate=2e-4,
+        learning_rate=2e-4 if METHOD == "lora" else 2e-5,
         logging_steps=1,
         save_strategy="no",
         report_to=[],
@@ -124,7 +126,12 @@ def run_trl(precision: str, steps: int, checkpointing: bool) -> dict:
     )
     lora = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = SFTTrainer(
-        model=model, args=config, train_dataset=data, processing_class=tok, peft_config=lora, callbacks=[Clock()]
+        model=model,
+        args=config,
+        train_dataset=data,
+        processing_class=tok,
+        peft_config=lora if METHOD == "lora" else None,
+        callbacks=[Clock()],
     )
     trainer.train()
     train_peak = rss_gb()  # before the held-out evaluation, which has its own (equal) memory cost
@@ -164,12 +171,13 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
     use_segment_attention(model)
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model = lora.apply(model, LoraMethod(r=16, alpha=32))
-    if precision == "bf16":  # what train.bf16_frozen_base (default on) does in the recipe
-        frozen_to_bf16(model)
+    if METHOD == "lora":
+        model = lora.apply(model, LoraMethod(r=16, alpha=32))
+        if precision == "bf16":  # what train.bf16_frozen_base (default on) does in the recipe
+            frozen_to_bf16(model)
     out = Path(tempfile.mkdtemp())
     config = TrainConfig(
-        lr=2e-4,
+        lr=2e-4 if METHOD == "lora" else 2e-5,
         max_steps=steps + 1,
         epochs=10,
         packing=True,
@@ -209,7 +217,7 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
 
 
 def main() -> None:
-    global MODEL, NTREX, RELEASE
+    global MODEL, NTREX, RELEASE, METHOD
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--reps", type=int, default=3)
@@ -222,10 +230,11 @@ def main() -> None:
     )
     parser.add_argument("--model", default=MODEL, help="embedded name or local model dir (both tools load it)")
     parser.add_argument("--ntrex", type=Path, default=NTREX, help="folder with the NTREX eng and hau files")
+    parser.add_argument("--method", choices=["lora", "full"], default="lora", help="LoRA r=16 or full fine-tuning")
     parser.add_argument("--no-release", action="store_true", help="tunesmith without release_freed_memory")
     parser.add_argument("--worker", choices=["trl", "tunesmith"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    MODEL, NTREX, RELEASE = args.model, args.ntrex, not args.no_release
+    MODEL, NTREX, RELEASE, METHOD = args.model, args.ntrex, not args.no_release, args.method
     if args.worker:
         result = (run_trl if args.worker == "trl" else run_tunesmith)(args.precision, args.steps, args.checkpointing)
         result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -250,6 +259,8 @@ def main() -> None:
                 str(args.ntrex),
                 *(["--checkpointing"] if args.checkpointing else []),
                 *(["--no-release"] if args.no_release else []),
+                "--method",
+                args.method,
             ]
             out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             if out.returncode:
@@ -259,7 +270,7 @@ def main() -> None:
     base = statistics.median(r["tokens_per_s"] for r in results["trl"])
     base_rss = statistics.median(r["train_peak_rss_gb"] for r in results["trl"])
     print(
-        f"\nLoRA SFT, {args.precision}, {'with' if args.checkpointing else 'without'} gradient checkpointing, "
+        f"\n{'LoRA' if args.method == 'lora' else 'Full'} SFT, {args.precision}, {'with' if args.checkpointing else 'without'} gradient checkpointing, "
         f"{args.steps} timed optimizer steps after 1 warm-up, {args.reps} repetitions "
         f"(median [min, max]), model {args.model}\n"
     )

@@ -47,6 +47,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "adapters-pfeiffer": {"name": "adapters", "placement": "pfeiffer", "size": 8, "activation": "gelu"},
     "freeze": {"name": "freeze", "last_n_layers": 1},
     "freeze-head": {"name": "freeze", "last_n_layers": 1, "train_head": True},
+    "freeze-named-modules": {"name": "freeze", "last_n_layers": 0, "modules": ["layers.0.mlp"]},
     "full": {"name": "full"},
 }
 MERGEABLE = {"lora", "dora", "ia3"}
@@ -100,6 +101,8 @@ def method_key(request: pytest.FixtureRequest) -> str:
 def pair(kind: str, method_key: str, tiny_model_64_dir: Path, tiny_encoder_64_dir: Path):
     """(base loader, tuned model, tokenizer, method module, config) for one (method, model kind)."""
     config = _config(method_key)
+    if kind == "classifier" and method_key == "freeze-named-modules":  # BERT names its blocks differently
+        config = config.model_copy(update={"modules": ["layer.0.output"]})
     if kind == "classifier" and config.name == "freeze" and config.train_head:
         pytest.skip("train_head is the LM head of a causal LM")
     if kind == "classifier" and config.name == "prefix":

@@ -212,3 +212,12 @@ def test_plan_writes_every_method_and_recommends(make_config, tmp_path: Path) ->
     assert out["recommended"] == "ia3"  # the tiny fixture has fewer than FEW_ROWS training rows
     lora = out["methods"]["lora"]
     assert 0 < lora["trainable_pct"] < 100 and lora["memory_gb"]["peak"] > 0
+
+
+def test_one_and_few_shot_baselines_sit_beside_zero_shot(make_config, tmp_path: Path) -> None:
+    config = make_config(name="shots", eval={"baselines": ["zero-shot", "one-shot", "few-shot"], "shots": 3})
+    assert main(["run", str(config)]) == 0
+    report = json.loads((tmp_path / "runs" / "shots" / "eval" / "report.json").read_text())
+    assert list(report["models"]) == ["base zero-shot", "base 1-shot", "base 3-shot", "tuned (lora)"]
+    assert len(report["models"]["base 3-shot"]["demonstrations"]) == 3
+    assert report["models"]["base 1-shot"]["accuracy"] is not None

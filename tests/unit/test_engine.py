@@ -214,3 +214,12 @@ def test_bf16_frozen_base_matches_fp32_base_under_autocast(tiny_model_dir: Path)
             loss, _ = CausalLMLoss(model)(collate(_examples(tok, 4), tok.pad_token_id))
         losses.append(float(loss))
     assert losses[0] == pytest.approx(losses[1], rel=1e-2)
+
+
+def test_freeze_names_a_missing_module(tiny_model_dir: Path) -> None:
+    from tunesmith.adapters import freeze
+    from tunesmith.config.schema import FreezeMethod
+
+    model, _ = load_model(str(tiny_model_dir))
+    with pytest.raises(ValueError, match="no module named 'decoder_blocks'"):
+        freeze.apply(model, FreezeMethod(last_n_layers=0, modules=["decoder_blocks"]))

@@ -59,3 +59,19 @@ def test_gguf_file_and_directory_resolution(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="several .gguf files"):
         resolve(str(one))
     assert resolve(str(one), gguf_file="other.gguf").gguf_file == "other.gguf"
+
+
+def test_a_new_gguf_cache_copy_drops_the_stale_ones(tmp_path: Path) -> None:
+    from tunesmith.models.load import drop_stale_copies
+
+    for key in ("aaa", "bbb", "ccc"):
+        (tmp_path / f"smollm2-135m-instruct-{key}").mkdir()
+    (tmp_path / "other-model-ddd").mkdir()
+    (tmp_path / ".smollm2-135m-instruct-ccc.tmp").mkdir()  # an unfinished write of another process
+    removed = drop_stale_copies(tmp_path / "smollm2-135m-instruct-ccc", "smollm2-135m-instruct")
+    assert sorted(p.name for p in removed) == ["smollm2-135m-instruct-aaa", "smollm2-135m-instruct-bbb"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".smollm2-135m-instruct-ccc.tmp",
+        "other-model-ddd",
+        "smollm2-135m-instruct-ccc",
+    ]

@@ -61,8 +61,14 @@ def trainable_parameters(model: Any, config: Any) -> int:
     if name == "full":
         return _unique_numel([model])
     if name == "freeze":
+        from tunesmith.adapters.freeze import named_modules
+
         hf = unwrap(model)
-        modules = [*list(transformer_blocks(model))[-config.last_n_layers :], getattr(hf.base_model, "norm", None)]
+        blocks = list(transformer_blocks(model))
+        modules = blocks[len(blocks) - config.last_n_layers :]
+        if config.last_n_layers:
+            modules.append(getattr(hf.base_model, "norm", None))
+        modules += named_modules(model, config.modules)
         modules.append(head)
         if config.train_head and head is None:
             modules.append(hf.get_output_embeddings())
@@ -241,8 +247,11 @@ def _optimizer_bytes(model: Any, config: Any, optimizer: str) -> int:
 
 
 def _depth(model: Any, config: Any) -> int:
-    """Blocks that keep activations for backward: from the first trainable block to the top."""
+    """Blocks that keep activations for backward: from the first trainable block to the top (all of them
+    when freeze also trains named modules, which may sit below the blocks)."""
     n = len(transformer_blocks(model))
+    if getattr(config, "modules", None):
+        return n
     last = getattr(config, "last_n_layers", None)
     return min(last, n) if last else n
 

@@ -183,8 +183,13 @@ class FreezeMethod(Section):
     """Train only the last N transformer blocks (and the final norm); everything else is frozen."""
 
     name: Literal["freeze"] = "freeze"
-    last_n_layers: int = Field(2, ge=1, description="How many of the last blocks train.")
+    last_n_layers: int = Field(2, ge=0, description="How many of the last blocks train (0: only `modules`).")
     train_head: bool = Field(False, description="Also train the LM head / tied embeddings (large for big vocabs).")
+    modules: list[str] = Field(
+        default_factory=list,
+        description="Also train these modules, by name or name suffix (e.g. ['norm', 'embed_tokens'] or "
+        "['layers.0.mlp']); every parameter inside a matching module trains.",
+    )
 
 
 class PromptMethod(Section):
@@ -340,9 +345,13 @@ class TrainConfig(Section):
 class EvalConfig(Section):
     """Stage 5: evaluation of the tuned model against the base model."""
 
-    baselines: list[Literal["zero-shot"]] = Field(
-        ["zero-shot"], description="Prompting baselines of the base model evaluated on the same test rows."
+    baselines: list[Literal["zero-shot", "one-shot", "few-shot"]] = Field(
+        ["zero-shot"],
+        description="Prompting baselines of the base model on the same test rows: 'zero-shot' (the query alone), "
+        "'one-shot' and 'few-shot' (eval.shots demonstrations from the training split, balanced by label, "
+        "fixed seed, as earlier chat turns).",
     )
+    shots: int = Field(5, ge=1, description="Demonstrations in the 'few-shot' baseline.")
     split: Literal["test", "validation"] = Field("test", description="Which prepared split to score.")
     calibration: Literal["none", "batch"] = Field(
         "none",

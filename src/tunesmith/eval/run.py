@@ -68,6 +68,21 @@ def _evaluate_model(
     return headline
 
 
+def _with_demonstrations(base: Any, run: RunDir, config: RunConfig, k: int, score: Any) -> dict[str, Any]:
+    """Score the base model with ``k`` balanced training demonstrations in front of each query."""
+    from tunesmith.adapters import fewshot
+    from tunesmith.config.schema import FewshotMethod
+
+    artifact = fewshot.fit(read_jsonl(run.split("train")), FewshotMethod(k=k), config.seed)
+    base.tunesmith_fewshot = fewshot.Demonstrations(artifact)
+    try:
+        result: dict[str, Any] = score(base)
+    finally:
+        del base.tunesmith_fewshot
+    result["demonstrations"] = [d["prompt"][:80] for d in artifact["demonstrations"]]
+    return result
+
+
 def _perplexity_examples(rows: list[dict[str, Any]], tokenizer: Any, kind: str, max_length: int) -> list[dict]:
     """Raw text: every token, cut into max_length pieces. Instructions: the completion tokens only."""
     examples: list[dict[str, list[int]]] = []
@@ -186,6 +201,11 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
     results: dict[str, Any] = {}
     if "zero-shot" in config.eval.baselines:
         results[base_name] = score(base, base_name)
+    shots = {"one-shot": 1, "few-shot": config.eval.shots}
+    for baseline in (b for b in config.eval.baselines if b in shots):
+        if kind == "classification" or kind == "instruction":
+            name = f"base {shots[baseline]}-shot"
+            results[name] = _with_demonstrations(base, run, config, shots[baseline], lambda m, n=name: score(m, n))
     tuned = for_inference(method.load(base, trained_dir))
     results[f"tuned ({config.method.name})"] = score(tuned, "tuned")
     report: dict[str, Any] = {

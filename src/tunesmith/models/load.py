@@ -126,6 +126,18 @@ def _dequantise_to_cache(source: ModelSource, target: Path) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    drop_stale_copies(target, source.name)
+
+
+def drop_stale_copies(target: Path, name: str) -> list[Path]:
+    """Remove other cached copies of ``name`` beside ``target``: a reinstalled package changes the GGUF's
+    mtime and so the cache key, and each stale copy holds about 540 MB. Returns what was removed."""
+    removed = []
+    for stale in target.parent.glob(f"{name}-*"):
+        if stale != target and stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+    return removed
 
 
 def local_directory(source: ModelSource) -> Path | str:
