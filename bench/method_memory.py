@@ -27,6 +27,7 @@ import sft_vs_trl
 
 VARIANTS = {
     "lora": ({"name": "lora", "r": 16, "alpha": 32}, "adamw"),
+    "lora-padded": ({"name": "lora", "r": 16, "alpha": 32}, "adamw"),  # token-budget batches, no packing
     "qlora-nf4": ({"name": "qlora", "r": 16, "alpha": 32, "bits": 4}, "adamw"),
     "qlora-int8": ({"name": "qlora", "r": 16, "alpha": 32, "bits": 8}, "adamw"),
     "dora": ({"name": "dora", "r": 16, "alpha": 32}, "adamw"),
@@ -62,7 +63,7 @@ def worker(variant: str, model_name: str, steps: int, batch_tokens: int) -> dict
     model, tok = load_model(model_name)
     model.config.use_cache = False
     method_config = TypeAdapter(MethodConfig).validate_python(method_cfg)
-    packing = method_config.name not in ("prompt", "prefix", "ptuning")  # virtual tokens per example
+    packing = method_config.name not in ("prompt", "prefix", "ptuning") and not variant.endswith("padded")
     if packing:
         use_segment_attention(model)
     method = get_method(method_config.name)
