@@ -124,3 +124,23 @@ def test_bitsandbytes_optimizers_train_and_resume(tiny_model_64_dir: Path, tmp_p
     p.grad = torch.ones_like(p)
     optimizer.step()
     assert optimizer.state[p]["state1"].dtype == (torch.uint8 if "8bit" in name else torch.float32)
+
+
+def test_qlora_with_the_adapter_disabled_is_the_quantized_base(tiny_model_64_dir: Path) -> None:
+    model, tok = load_model(str(tiny_model_64_dir))
+    model = qlora.apply(model, QloraMethod(r=4, alpha=8))
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_" in n:
+                p.normal_()
+    base, _ = load_model(str(tiny_model_64_dir))
+    qlora.quantize_linears(base, QloraMethod(r=4, alpha=8))
+    batch = to_device(_batch(tok), model)
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    model.eval()
+    with torch.no_grad(), model.disable_adapter():
+        disabled = model(**inputs).logits
+    with torch.no_grad():
+        adapted = model(**inputs).logits
+        torch.testing.assert_close(disabled, base.eval()(**inputs).logits)
+    assert not torch.allclose(adapted, disabled)
