@@ -4,8 +4,9 @@ Variants (each in its own process, so its peak memory is its own; one warm-up st
 tuning method that trains (``lora``, ``qlora-nf4``/``qlora-int8`` on a bitsandbytes-quantized base,
 ``dora``, ``ia3``, bottleneck ``adapters``, ``prompt``, ``ptuning``, ``prefix``, ``freeze``) and ``full``
 with AdamW, 8-bit AdamW and paged 8-bit AdamW. Data: the NTREX English -> Hausa instructions of
-bench/sft_vs_trl.py, loss on the completion, packed except for the prompt-learning methods. Prints trained tokens/s, the mean loss of the timed steps, and peak memory:
-CUDA max-allocated on a GPU, process peak RSS on the CPU.
+bench/sft_vs_trl.py, loss on the completion, packed except for the prompt-learning methods. Prints trained
+tokens/s, the mean loss of the timed steps, and peak memory: CUDA max-allocated on a GPU, process peak RSS
+on the CPU.
 
     python bench/method_memory.py                                  # embedded SmolLM2, every variant
     python bench/method_memory.py --model DIR --ntrex DIR --steps 10 --variants lora qlora-nf4
@@ -16,14 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import sft_vs_trl
+import sft_vs_trl  # the shared NTREX examples
+from engine_run import train_and_measure
 
 VARIANTS = {
     "lora": ({"name": "lora", "r": 16, "alpha": 32}, "adamw"),
@@ -52,10 +52,8 @@ def worker(variant: str, model_name: str, steps: int, batch_tokens: int) -> dict
     from tunesmith.data.format import tokenize_example
     from tunesmith.models.load import load_model
     from tunesmith.train import env
-    from tunesmith.train.engine import fit
     from tunesmith.train.lifecycle import compact_frozen_base
     from tunesmith.train.packing import use_segment_attention
-    from tunesmith.train.sft.loss import CausalLMLoss
 
     method_cfg, optimizer = VARIANTS[variant]
     precision = env.resolve_precision("auto")
@@ -85,26 +83,13 @@ def worker(variant: str, model_name: str, steps: int, batch_tokens: int) -> dict
     run_config = RunConfig(name="bench", data={"train": "x"}, method=method_cfg, train=config)  # type: ignore[arg-type]
     compact_frozen_base(model, method, run_config, precision)
     exs = [tokenize_example(e, tok, "completion") for e in sft_vs_trl.examples()]
-    out = Path(tempfile.mkdtemp())
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    fit(
-        CausalLMLoss(model),
-        exs,
-        config,
-        pad_id=tok.pad_token_id,
-        seed=0,
-        precision=precision,
-        checkpoint_dir=out / "ck",
-        metrics_path=out / "metrics.jsonl",
-    )
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    logged = [r for r in rows if "loss" in r]
-    first, last = logged[0], logged[-1]
+    measured = train_and_measure(model, exs, config, tok.pad_token_id, precision)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {
-        "tokens_per_s": (last["tokens"] - first["tokens"]) / (last["elapsed_s"] - first["elapsed_s"]),
-        "mean_loss": statistics.fmean(r["loss"] for r in logged[1:]),
+        "tokens_per_s": measured["tokens_per_s"],
+        "mean_loss": measured["mean_loss"],
         "trainable_params": trainable,
         "peak_cuda_gb": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,

@@ -18,7 +18,6 @@ import json
 import resource
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +36,7 @@ METHODS = {
 
 def worker(name: str, steps: int, batch_tokens: int, model_name: str) -> dict:
     import head_on_labelled
+    from engine_run import train_and_measure
     from pydantic import TypeAdapter
 
     from tunesmith.adapters import get_method
@@ -44,9 +44,7 @@ def worker(name: str, steps: int, batch_tokens: int, model_name: str) -> dict:
     from tunesmith.config.schema import MethodConfig, RunConfig, TrainConfig
     from tunesmith.models.load import load_model
     from tunesmith.train import env
-    from tunesmith.train.engine import fit
     from tunesmith.train.lifecycle import compact_frozen_base
-    from tunesmith.train.sft.loss import CausalLMLoss
 
     env.release_freed_memory()  # as every tunesmith run does (train.lifecycle.start)
     precision = env.resolve_precision("auto")
@@ -75,17 +73,7 @@ def worker(name: str, steps: int, batch_tokens: int, model_name: str) -> dict:
     model = method.apply(model, method_config)
     run = RunConfig(name="bench", data={"train": "x"}, method=METHODS[name], train=config)  # type: ignore[arg-type]
     compact_frozen_base(model, method, run, precision)
-    out = Path(tempfile.mkdtemp())
-    fit(
-        CausalLMLoss(model),
-        exs,
-        config,
-        pad_id=tok.pad_token_id,
-        seed=0,
-        precision=precision,
-        checkpoint_dir=out / "ck",
-        metrics_path=out / "metrics.jsonl",
-    )
+    train_and_measure(model, exs, config, tok.pad_token_id, precision)
     return {
         "estimate": est.as_dict(),
         "measured_peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,

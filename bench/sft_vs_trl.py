@@ -150,16 +150,15 @@ def run_trl(precision: str, steps: int, checkpointing: bool) -> dict:
 
 def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
     import torch
+    from engine_run import train_and_measure
 
     from tunesmith.adapters import lora
     from tunesmith.config.schema import LoraMethod, TrainConfig
     from tunesmith.data.format import tokenize_example
     from tunesmith.models.load import load_model
     from tunesmith.train import env
-    from tunesmith.train.engine import fit
     from tunesmith.train.lifecycle import frozen_to_bf16
     from tunesmith.train.packing import use_segment_attention
-    from tunesmith.train.sft.loss import CausalLMLoss
 
     if RELEASE:
         env.release_freed_memory()  # what train.lifecycle.start does in every tunesmith run
@@ -175,7 +174,6 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
         model = lora.apply(model, LoraMethod(r=16, alpha=32))
         if precision == "bf16":  # what train.bf16_frozen_base (default on) does in the recipe
             frozen_to_bf16(model)
-    out = Path(tempfile.mkdtemp())
     config = TrainConfig(
         lr=2e-4 if METHOD == "lora" else 2e-5,
         max_steps=steps + 1,
@@ -190,28 +188,12 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
         precision=precision,
         clip_grad=1.0,
     )
-    fit(
-        CausalLMLoss(model),
-        exs,
-        config,
-        pad_id=tok.pad_token_id,
-        seed=0,
-        precision=precision,
-        checkpoint_dir=out / "ck",
-        metrics_path=out / "metrics.jsonl",
-    )
+    measured = train_and_measure(model, exs, config, tok.pad_token_id, precision)
     train_peak = rss_gb()  # before the held-out evaluation, which has its own (equal) memory cost
-    cuda_peak = cuda_peak_gb()
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    steps_logged = [r for r in rows if "loss" in r]
-    first, last = steps_logged[0], steps_logged[-1]
     return {
-        "tokens_per_s": (last["tokens"] - first["tokens"]) / (last["elapsed_s"] - first["elapsed_s"]),
-        "timed_tokens": last["tokens"] - first["tokens"],
-        "trained_tokens": last["tokens"],
-        "mean_loss": statistics.fmean(r["loss"] for r in steps_logged[1:]),
+        **measured,
         "train_peak_rss_gb": train_peak,
-        "train_peak_cuda_gb": cuda_peak,
+        "train_peak_cuda_gb": cuda_peak_gb(),
         "held_out_loss": held_out(model, tok, precision),
     }
 
@@ -270,7 +252,8 @@ def main() -> None:
     base = statistics.median(r["tokens_per_s"] for r in results["trl"])
     base_rss = statistics.median(r["train_peak_rss_gb"] for r in results["trl"])
     print(
-        f"\n{'LoRA' if args.method == 'lora' else 'Full'} SFT, {args.precision}, {'with' if args.checkpointing else 'without'} gradient checkpointing, "
+        f"\n{'LoRA' if args.method == 'lora' else 'Full'} SFT, {args.precision}, "
+        f"{'with' if args.checkpointing else 'without'} gradient checkpointing, "
         f"{args.steps} timed optimizer steps after 1 warm-up, {args.reps} repetitions "
         f"(median [min, max]), model {args.model}\n"
     )
