@@ -223,3 +223,32 @@ def test_freeze_names_a_missing_module(tiny_model_dir: Path) -> None:
     model, _ = load_model(str(tiny_model_dir))
     with pytest.raises(ValueError, match="no module named 'decoder_blocks'"):
         freeze.apply(model, FreezeMethod(last_n_layers=0, modules=["decoder_blocks"]))
+
+
+def test_skipping_lora_input_casts_changes_nothing_under_autocast(tiny_model_dir: Path) -> None:
+    from tunesmith.train.lifecycle import frozen_to_bf16
+
+    model, tok = _fresh(tiny_model_dir)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_()
+    frozen_to_bf16(model)
+    batch = __import__("tunesmith.train.batching", fromlist=["collate"]).collate(_examples(tok), tok.pad_token_id)
+    layers = [m for m in model.modules() if hasattr(m, "cast_input_dtype_enabled")]
+    assert layers and not any(m.cast_input_dtype_enabled for m in layers)  # lora.apply switched them off
+
+    def loss_and_grads() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss, _ = CausalLMLoss(model)(batch)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    skipped = loss_and_grads()
+    for m in layers:
+        m.cast_input_dtype_enabled = True
+    cast = loss_and_grads()
+    assert torch.equal(skipped[0], cast[0])
+    for a, b in zip(skipped[1], cast[1], strict=True):
+        assert torch.equal(a, b)

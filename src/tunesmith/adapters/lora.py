@@ -53,11 +53,28 @@ def apply(model: Any, config: LoraMethod, **peft_options: Any) -> Any:
         **peft_options,
     )
     peft_model = get_peft_model(model, peft_config)
+    skip_input_casts(peft_model)
     if config.loraplus_ratio is not None:
         for name, p in peft_model.named_parameters():
             if "lora_B" in name or "lora_embedding_B" in name:
                 setattr(p, LR_SCALE, config.loraplus_ratio)
     return peft_model
+
+
+def skip_input_casts(model: Any) -> int:
+    """Stop PEFT casting each LoRA layer's input to the adapter's fp32 before the adapter runs.
+
+    Under bf16 autocast the cast is undone at once (autocast feeds the adapter's matmuls bf16), so it only
+    copied activations twice per adapted layer: 16% of a SmolLM2 LoRA step on the CPU (profiled). Without
+    autocast, inputs already have the adapter's dtype (fp32 training) and nothing changes. Returns how
+    many layers were switched.
+    """
+    switched = 0
+    for module in model.modules():
+        if hasattr(module, "lora_A") and hasattr(module, "_cast_input_dtype"):
+            module.cast_input_dtype_enabled = False
+            switched += 1
+    return switched
 
 
 def save(model: Any, out_dir: Path) -> None:
@@ -67,4 +84,6 @@ def save(model: Any, out_dir: Path) -> None:
 def load(base_model: Any, out_dir: Path) -> Any:
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(base_model, out_dir)
+    model = PeftModel.from_pretrained(base_model, out_dir)
+    skip_input_casts(model)
+    return model
