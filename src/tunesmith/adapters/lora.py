@@ -65,7 +65,8 @@ def skip_input_casts(model: Any) -> int:
     """Stop PEFT casting each LoRA layer's input to the adapter's fp32 before the adapter runs.
 
     Under bf16 autocast the cast is undone at once (autocast feeds the adapter's matmuls bf16), so it only
-    copied activations twice per adapted layer: 16% of a SmolLM2 LoRA step on the CPU (profiled). Without
+    copied activations twice per adapted layer: a SmolLM2 LoRA step on the CPU runs 3-7% faster without it
+    (A/B without the profiler), with bit-identical losses and gradients (tested). Without
     autocast, inputs already have the adapter's dtype (fp32 training) and nothing changes. Returns how
     many layers were switched.
     """
