@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+RELEASE = False  # --release: train.release_memory (glibc returns freed blocks at once)
 sys.path.insert(0, str(ROOT / "bench"))
 METHODS = {
     "full": {"name": "full"},
@@ -46,7 +47,8 @@ def worker(name: str, steps: int, batch_tokens: int, model_name: str) -> dict:
     from tunesmith.train import env
     from tunesmith.train.lifecycle import compact_frozen_base
 
-    env.release_freed_memory()  # as every tunesmith run does (train.lifecycle.start)
+    if RELEASE:
+        env.release_freed_memory()  # what train.release_memory does
     precision = env.resolve_precision("auto")
     method_config = TypeAdapter(MethodConfig).validate_python(METHODS[name])
     config = TrainConfig(
@@ -57,6 +59,7 @@ def worker(name: str, steps: int, batch_tokens: int, model_name: str) -> dict:
         save_every=100_000,
         log_every=1,
         lr=1e-4,
+        release_memory=RELEASE,
     )
     model, tok = load_model(model_name)
     model.config.use_cache = False
@@ -87,15 +90,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch-tokens", type=int, default=1024)
     parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--release", action="store_true", help="train.release_memory in every run")
     parser.add_argument("--worker", choices=list(METHODS), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global RELEASE
+    RELEASE = args.release
     if args.worker:
         print(json.dumps(worker(args.worker, args.steps, args.batch_tokens, args.model)))
         return
     rows = []
     for name in args.methods:
         cmd = [sys.executable, __file__, "--worker", name, "--steps", str(args.steps)]
-        cmd += ["--batch-tokens", str(args.batch_tokens), "--model", args.model]
+        cmd += ["--batch-tokens", str(args.batch_tokens), "--model", args.model, *(["--release"] if RELEASE else [])]
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         if out.returncode:
             sys.exit(f"{name} failed:\n{out.stderr[-3000:]}")
@@ -104,7 +110,7 @@ def main() -> None:
         rows.append((name, result))
     print(
         f"\nPlanner estimate vs measured peak RSS, {args.model}, {rows[0][1]['precision']}, "
-        f"{args.steps} steps of {args.batch_tokens} tokens\n"
+        f"{args.steps} steps of {args.batch_tokens} tokens, release_memory {RELEASE}\n"
     )
     print("| method | trainable | estimated peak GB | measured peak GB | estimate / measured | components (GB) |")
     print("|---|---|---|---|---|---|")

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NTREX = ROOT.parent / "shared" / "data" / "ntrex128"
 MODEL = "smollm2-135m-instruct"
 METHOD = "lora"  # --method full: full fine-tuning in both tools (lr 2e-5)
-RELEASE = True  # --no-release: tunesmith without env.release_freed_memory (to measure what it does)
+RELEASE = False  # --release: tunesmith with train.release_memory
 BATCH = 4
 
 
@@ -161,7 +161,7 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
     from tunesmith.train.packing import use_segment_attention
 
     if RELEASE:
-        env.release_freed_memory()  # what train.lifecycle.start does in every tunesmith run
+        env.release_freed_memory()  # what train.release_memory does
     torch.manual_seed(0)
     model, tok = load_model(MODEL)
     model.config.use_cache = False
@@ -213,10 +213,10 @@ def main() -> None:
     parser.add_argument("--model", default=MODEL, help="embedded name or local model dir (both tools load it)")
     parser.add_argument("--ntrex", type=Path, default=NTREX, help="folder with the NTREX eng and hau files")
     parser.add_argument("--method", choices=["lora", "full"], default="lora", help="LoRA r=16 or full fine-tuning")
-    parser.add_argument("--no-release", action="store_true", help="tunesmith without release_freed_memory")
+    parser.add_argument("--release", action="store_true", help="tunesmith with train.release_memory")
     parser.add_argument("--worker", choices=["trl", "tunesmith"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    MODEL, NTREX, RELEASE, METHOD = args.model, args.ntrex, not args.no_release, args.method
+    MODEL, NTREX, RELEASE, METHOD = args.model, args.ntrex, args.release, args.method
     if args.worker:
         result = (run_trl if args.worker == "trl" else run_tunesmith)(args.precision, args.steps, args.checkpointing)
         result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -240,7 +240,7 @@ def main() -> None:
                 "--ntrex",
                 str(args.ntrex),
                 *(["--checkpointing"] if args.checkpointing else []),
-                *(["--no-release"] if args.no_release else []),
+                *(["--release"] if args.release else []),
                 "--method",
                 args.method,
             ]

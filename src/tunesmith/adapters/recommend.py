@@ -126,7 +126,8 @@ def plan_for_config(config: RunConfig) -> dict[str, Any]:
     from tunesmith.models.load import load_classifier, load_model
     from tunesmith.train import env
 
-    env.release_freed_memory()
+    if config.train.release_memory:
+        env.release_freed_memory()
     precision = env.resolve_precision(config.train.precision)
     if config.train.objective == "classify":
         labels = config.data.labels or ["a", "b"]

@@ -309,6 +309,12 @@ class TrainConfig(Section):
         description="'balanced' weights each classification example by N / (classes x count of its label), so "
         "rare labels are not drowned by the majority (macro-F1 rewards this); validation uses the same weights.",
     )
+    release_memory: bool = Field(
+        False,
+        description="CPU, Linux: give freed blocks of 1 MB and more straight back to the OS (glibc mmap "
+        "threshold). Peak RSS of SmolLM2 LoRA training drops ~25% (2.35 -> 1.80 GB) but steps run ~30% slower "
+        "(page faults); for when memory, not time, is the limit.",
+    )
     bf16_frozen_base: bool = Field(
         True,
         description="With bf16 precision and an adapter method (lora), store the frozen base weights in bf16: "

@@ -19,7 +19,8 @@ from tunesmith.train.engine import FitResult, fit
 def start(config: RunConfig, run: RunDir) -> str:
     """Threads, seed and precision, recorded in ``env.json``; checks the data is prepared. Returns the precision."""
     threads = env.set_threads(config.train.threads)
-    env.release_freed_memory()
+    if config.train.release_memory:
+        env.release_freed_memory()
     env.set_seed(config.seed)
     precision = env.resolve_precision(config.train.precision)
     write_json(run.env, env.describe(config.seed, precision, threads))
