@@ -35,3 +35,13 @@ def task_head(model: Any) -> Any | None:
 
 def is_classifier(model: Any) -> bool:
     return type(unwrap(model)).__name__.endswith("ForSequenceClassification")
+
+
+def peft_task_type(model: Any) -> str:
+    """PEFT's task type for ``model``: ``SEQ_CLS`` (which also trains the new head) or ``CAUSAL_LM``."""
+    return "SEQ_CLS" if is_classifier(model) else "CAUSAL_LM"
+
+
+def matches_name(name: str, targets: list[str]) -> bool:
+    """PEFT's rule: a module matches a target that equals its full name or ends it after a dot."""
+    return any(name == t or name.endswith("." + t) for t in targets)

@@ -23,6 +23,7 @@ import torch
 
 from tunesmith.adapters.blocks import is_classifier, task_head, transformer_blocks
 from tunesmith.config.schema import BottleneckMethod
+from tunesmith.train.checkpoint import trainable_state
 
 SAVES_ADAPTER = True
 CONFIG_FILE = "adapter_config.json"
@@ -125,10 +126,6 @@ def disabled(model: Any) -> Iterator[None]:
             head.load_state_dict(trained_head)
 
 
-def trained_state(model: Any) -> dict[str, torch.Tensor]:
-    return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
-
-
 def save(model: Any, out_dir: Path) -> None:
     from safetensors.torch import save_file
 
@@ -136,7 +133,7 @@ def save(model: Any, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     config = {"tunesmith_method": "adapters", **model.tunesmith_bottleneck}
     (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    save_file(trained_state(model), str(out_dir / WEIGHTS_FILE))
+    save_file(trainable_state(model), str(out_dir / WEIGHTS_FILE))
 
 
 def load(base_model: Any, out_dir: Path) -> Any:
@@ -145,8 +142,9 @@ def load(base_model: Any, out_dir: Path) -> Any:
     raw = json.loads((Path(out_dir) / CONFIG_FILE).read_text(encoding="utf-8"))
     raw.pop("tunesmith_method", None)
     model = apply(base_model, BottleneckMethod(**raw))
-    missing = set(trained_state(model)) - set(load_file(str(Path(out_dir) / WEIGHTS_FILE)))
+    weights = load_file(str(Path(out_dir) / WEIGHTS_FILE))
+    missing = set(trainable_state(model)) - set(weights)
     if missing:
         raise ValueError(f"{out_dir / WEIGHTS_FILE} lacks {sorted(missing)[:3]}: not saved from this model")
-    model.load_state_dict(load_file(str(Path(out_dir) / WEIGHTS_FILE)), strict=False)
+    model.load_state_dict(weights, strict=False)
     return model

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from tunesmith.adapters import full
-from tunesmith.adapters.blocks import task_head, transformer_blocks, unwrap
+from tunesmith.adapters.blocks import matches_name, task_head, transformer_blocks, unwrap
 from tunesmith.config.schema import FreezeMethod
 
 SAVES_ADAPTER = False
@@ -43,7 +43,7 @@ def named_modules(model: Any, names: list[str]) -> list[Any]:
     """The modules whose dotted name equals or ends with one of ``names``; an unmatched name is an error."""
     found = []
     for wanted in names:
-        matches = [m for n, m in model.named_modules() if n == wanted or n.endswith("." + wanted)]
+        matches = [m for n, m in model.named_modules() if matches_name(n, [wanted])]
         if not matches:
             raise ValueError(
                 f"freeze: no module named '{wanted}' (or ending in '.{wanted}') in {type(model).__name__}"

@@ -6,11 +6,10 @@ the feed-forward input by default); mergeable, so a merged model runs at the bas
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from tunesmith.adapters import lora
-from tunesmith.adapters.blocks import is_classifier
+from tunesmith.adapters.blocks import peft_task_type
 from tunesmith.config.schema import Ia3Method
 
 SAVES_ADAPTER = True
@@ -22,7 +21,7 @@ def apply(model: Any, config: Ia3Method) -> Any:
     peft_config = IA3Config(
         target_modules=config.targets,
         feedforward_modules=config.feedforward,
-        task_type="SEQ_CLS" if is_classifier(model) else "CAUSAL_LM",
+        task_type=peft_task_type(model),
     )
     try:
         return get_peft_model(model, peft_config)
@@ -30,8 +29,5 @@ def apply(model: Any, config: Ia3Method) -> Any:
         raise ValueError(f"ia3: {exc}; set method.targets and method.feedforward") from None
 
 
-def save(model: Any, out_dir: Path) -> None:
-    lora.save(model, out_dir)
-
-
+save = lora.save
 load = lora.load

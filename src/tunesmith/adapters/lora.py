@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from tunesmith.adapters.blocks import is_classifier, transformer_blocks
+from tunesmith.adapters.blocks import peft_task_type, transformer_blocks
 from tunesmith.config.schema import LoraMethod
 from tunesmith.train.optim import LR_SCALE
 
@@ -47,7 +47,7 @@ def apply(model: Any, config: LoraMethod, **peft_options: Any) -> Any:
         lora_dropout=config.dropout,
         target_modules=targets,
         layers_to_transform=layers,
-        task_type="SEQ_CLS" if is_classifier(model) else "CAUSAL_LM",  # SEQ_CLS also trains the new head
+        task_type=peft_task_type(model),
         bias="none",
         use_rslora=config.rslora,
         **peft_options,

@@ -13,12 +13,7 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from tunesmith.adapters.blocks import is_classifier, task_head, transformer_blocks, unwrap
-
-
-def _matches(name: str, targets: list[str]) -> bool:
-    """PEFT's rule: a module matches a target that equals its full name or ends it after a dot."""
-    return any(name == t or name.endswith("." + t) for t in targets)
+from tunesmith.adapters.blocks import is_classifier, matches_name, task_head, transformer_blocks, unwrap
 
 
 def _unique_numel(modules: list[Any]) -> int:
@@ -47,7 +42,7 @@ def _adaptable_linears(model: Any, config: Any) -> list[tuple[str, torch.nn.Line
             continue
         if allowed is not None and id(module) not in allowed:
             continue
-        if targets is not None and not _matches(name, targets):
+        if targets is not None and not matches_name(name, targets):
             continue
         found.append((name, module))
     return found
@@ -92,8 +87,8 @@ def trainable_parameters(model: Any, config: Any) -> int:
         feedforward = config.feedforward or FEEDFORWARD[model_type]
         count = 0
         for module_name, module in unwrap(model).named_modules():
-            if isinstance(module, torch.nn.Linear) and module is not head and _matches(module_name, targets):
-                count += module.in_features if _matches(module_name, feedforward) else module.out_features
+            if isinstance(module, torch.nn.Linear) and module is not head and matches_name(module_name, targets):
+                count += module.in_features if matches_name(module_name, feedforward) else module.out_features
         return count + head_params
     if name in ("prompt", "prefix", "ptuning"):
         return _prompt_learning_parameters(model, config) + head_params
@@ -150,7 +145,6 @@ def _prompt_learning_parameters(model: Any, config: Any) -> int:
 # adds was 0.30 (full), 0.35 (lora) and 0.58 (prefix) of the estimated activation memory; the median is used.
 # A calibration from those runs, not a law: the benchmark re-checks it.
 RETENTION = 0.35
-ADAPTER_METHODS = ("lora", "dora", "qlora", "ia3", "prompt", "prefix", "ptuning", "adapters")
 GB = 2**30
 
 
@@ -226,15 +220,15 @@ def current_rss() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
-def _weight_bytes(model: Any, config: Any, precision: str, bf16_frozen_base: bool) -> dict[str, int]:
-    """Bytes of the model's weights as training holds them, by storage type."""
-    total = _unique_numel([model])
-    trainable = trainable_parameters(model, config)
+def _weight_bytes(
+    model: Any, config: Any, total: int, trainable: int, precision: str, bf16_frozen_base: bool
+) -> dict[str, int]:
+    """Bytes of the model's weights as training holds them, by storage type (``total`` base parameters, of
+    which an adapter method adds ``trainable`` of its own in fp32)."""
     if config.name in ("full", "freeze"):
         return {"fp32": total * 4}
     frozen_dtype, frozen_size = ("bf16", 2) if precision == "bf16" and bf16_frozen_base else ("fp32", 4)
-    base_trained = _unique_numel([task_head(model)]) if is_classifier(model) else 0  # the head is copied
-    out = {"fp32 (trained)": (trainable - base_trained) * 4 + base_trained * 4}
+    out = {"fp32 (trained)": trainable * 4}
     if config.name != "qlora":
         out[f"{frozen_dtype} (frozen)"] = total * frozen_size
         return out
@@ -246,11 +240,6 @@ def _weight_bytes(model: Any, config: Any, precision: str, bf16_frozen_base: boo
         out["int8 (frozen)"] = quantized + sum(m.out_features for m in linears) * 4
     out[f"{frozen_dtype} (frozen)"] = (total - quantized) * frozen_size
     return out
-
-
-def _optimizer_bytes(model: Any, config: Any, optimizer: str) -> int:
-    trainable = trainable_parameters(model, config)
-    return trainable * (2 if "8bit" in optimizer else 8)  # two moments, in 8 bits or in fp32
 
 
 def _depth(model: Any, config: Any) -> int:
@@ -266,15 +255,16 @@ def _depth(model: Any, config: Any) -> int:
 def step_cost(model: Any, config: Any) -> float:
     """FLOPs of one step relative to full fine-tuning (6 x params per token): every method runs the forward
     (2x) and backpropagates through the blocks above its first trained one (2x); only trained matrices need
-    their weight gradient (2x of the trained share). Quantized bases add a dequantization pass (~0.2x)."""
+    their weight gradient (2x of the trained share). Extra passes, in the same units: dequantizing a
+    quantized base in forward and backward (0.4), DoRA's weight norms (0.3)."""
     n, depth = len(transformer_blocks(model)), _depth(model, config)
     if config.name == "full":
         return 1.0
     if config.name == "freeze":
         return (2 + 4 * depth / n) / 6
     backward = 2 * depth / n  # gradient w.r.t. activations down to the first adapter
-    cost = (2 + backward) / 6
-    return cost + (0.2 / 6 * 2 if config.name == "qlora" else 0.0) + (0.3 if config.name == "dora" else 0.0) / 6
+    extra = {"qlora": 0.4, "dora": 0.3}.get(config.name, 0.0)
+    return (2 + backward + extra) / 6
 
 
 class LiveBytes(TorchDispatchMode):
@@ -391,9 +381,9 @@ def estimate(
         method=config.name,
         trainable=trainable,
         total=total,
-        weights=_weight_bytes(model, config, precision, train.bf16_frozen_base),
+        weights=_weight_bytes(model, config, total, trainable, precision, train.bf16_frozen_base),
         gradients=trainable * 4,
-        optimizer=_optimizer_bytes(model, config, train.optimizer),
+        optimizer=trainable * (2 if "8bit" in train.optimizer else 8),  # two moments, in 8 bits or in fp32
         activations=activations,
         head=head,
         runtime=runtime,

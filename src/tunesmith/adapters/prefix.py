@@ -8,31 +8,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunesmith.adapters import prompting
-from tunesmith.adapters.blocks import is_classifier
+from tunesmith.adapters import lora, prompting
+from tunesmith.adapters.blocks import is_classifier, peft_task_type
 from tunesmith.config.schema import PrefixMethod
 
 SAVES_ADAPTER = True
-PACKS = False
 
 
 def apply(model: Any, config: PrefixMethod) -> Any:
     from peft import PrefixTuningConfig, get_peft_model
 
-    peft_config = PrefixTuningConfig(
-        task_type=prompting.task_type(model),
-        num_virtual_tokens=config.virtual_tokens,
-        prefix_projection=config.projection,
-        encoder_hidden_size=config.projection_hidden,
-    )
     if is_classifier(model) or prompting.cache_argument(model.base_model) is None:
         raise ValueError(
             f"prefix: {type(model).__name__} is not a causal LM that takes past keys and values, which prefix "
             "tuning needs here (PEFT's classification prefix path does not run with transformers 5); use method "
             "prompt or ptuning instead"
         )
+    peft_config = PrefixTuningConfig(
+        task_type=peft_task_type(model),
+        num_virtual_tokens=config.virtual_tokens,
+        prefix_projection=config.projection,
+        encoder_hidden_size=config.projection_hidden,
+    )
     return get_peft_model(model, peft_config)
 
 
-save = prompting.save
-load = prompting.load
+save = lora.save
+load = lora.load

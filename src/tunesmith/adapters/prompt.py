@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunesmith.adapters import prompting
-from tunesmith.adapters.blocks import unwrap
+from tunesmith.adapters import lora
+from tunesmith.adapters.blocks import peft_task_type, unwrap
 from tunesmith.config.schema import PromptMethod
 
 SAVES_ADAPTER = True
-PACKS = False
 
 
 def apply(model: Any, config: PromptMethod) -> Any:
@@ -26,11 +25,9 @@ def apply(model: Any, config: PromptMethod) -> Any:
             "prompt_tuning_init_text": config.init_text,
             "tokenizer_name_or_path": unwrap(model).name_or_path,  # the local dir the model came from
         }
-    peft_config = PromptTuningConfig(
-        task_type=prompting.task_type(model), num_virtual_tokens=config.virtual_tokens, **init
-    )
+    peft_config = PromptTuningConfig(task_type=peft_task_type(model), num_virtual_tokens=config.virtual_tokens, **init)
     return get_peft_model(model, peft_config)
 
 
-save = prompting.save
-load = prompting.load
+save = lora.save
+load = lora.load

@@ -1,4 +1,4 @@
-"""What the prompt-learning methods (prompt, prefix, ptuning) share: PEFT configs and the decoder call.
+"""What the prompt-learning methods (prompt, prefix, ptuning) share: the decoder call.
 
 These methods train virtual tokens rather than weights: prompt tuning and P-tuning prepend learned input
 embeddings, prefix tuning prepends learned keys and values in every layer. PEFT's model ``forward`` adds
@@ -12,16 +12,9 @@ Each example needs its own virtual tokens, so these methods cannot pack several 
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 from typing import Any
 
 import torch
-
-from tunesmith.adapters.blocks import is_classifier
-
-
-def task_type(model: Any) -> str:
-    return "SEQ_CLS" if is_classifier(model) else "CAUSAL_LM"
 
 
 def is_prompt_learning(model: Any) -> bool:
@@ -54,13 +47,3 @@ def decoder_hidden(
     embeds = decoder.get_input_embeddings()(input_ids)
     embeds = torch.cat([prompt.to(embeds.dtype), embeds], dim=1)
     return decoder(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False).last_hidden_state[:, n:]
-
-
-def save(model: Any, out_dir: Path) -> None:
-    model.save_pretrained(out_dir)
-
-
-def load(base_model: Any, out_dir: Path) -> Any:
-    from peft import PeftModel
-
-    return PeftModel.from_pretrained(base_model, out_dir)

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunesmith.adapters import prompting
+from tunesmith.adapters import lora
+from tunesmith.adapters.blocks import peft_task_type
 from tunesmith.config.schema import PtuningMethod
 
 SAVES_ADAPTER = True
-PACKS = False
 
 
 def apply(model: Any, config: PtuningMethod) -> Any:
     from peft import PromptEncoderConfig, get_peft_model
 
     peft_config = PromptEncoderConfig(
-        task_type=prompting.task_type(model),
+        task_type=peft_task_type(model),
         num_virtual_tokens=config.virtual_tokens,
         encoder_reparameterization_type=config.encoder.upper(),
         encoder_hidden_size=config.encoder_hidden,
@@ -27,5 +27,5 @@ def apply(model: Any, config: PtuningMethod) -> Any:
     return get_peft_model(model, peft_config)
 
 
-save = prompting.save
-load = prompting.load
+save = lora.save
+load = lora.load

@@ -123,18 +123,16 @@ def recommend(estimates: dict[str, plan.Estimate], rows: int, available: int) ->
 
 def plan_for_config(config: RunConfig) -> dict[str, Any]:
     """Estimates for every method in the catalogue (the configured one as configured), and a recommendation."""
-    from tunesmith.models.load import load_classifier, load_model
+    from tunesmith.models.load import load_classifier, load_model, load_tokenizer, resolve
     from tunesmith.train import env
 
     if config.train.release_memory:
         env.release_freed_memory()
     precision = env.resolve_precision(config.train.precision)
-    if config.train.objective == "classify":
-        labels = config.data.labels or ["a", "b"]
-        model, tokenizer = load_classifier(config.model.base, labels, config.model.gguf_file)
+    if config.train.objective == "classify":  # the label set (the head's size) comes from the prepared data
+        tokenizer = load_tokenizer(resolve(config.model.base, config.model.gguf_file))
         profile = _data_profile(config, tokenizer)
-        if len(profile["labels"]) != len(labels):
-            model, tokenizer = load_classifier(config.model.base, profile["labels"], config.model.gguf_file)
+        model, _ = load_classifier(config.model.base, profile["labels"], config.model.gguf_file)
     else:
         model, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
         profile = _data_profile(config, tokenizer)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from tunesmith.eval.metrics import by_group, classification_metrics
-from tunesmith.train.batching import collate_classify, token_budget_batches
+from tunesmith.train.batching import collate_classify, to_device, token_budget_batches
 from tunesmith.train.classify.recipe import encode_rows
 
 
@@ -29,11 +29,8 @@ def predict_classes(
     out: list[dict[str, float]] = [{} for _ in rows]
     task = progress.add_task("eval: tuned classifier", total=len(rows)) if progress else None
     for idx in token_budget_batches([len(e["input_ids"]) for e in examples], batch_tokens, 64):
-        batch = collate_classify([examples[i] for i in idx], tokenizer.pad_token_id)
-        device = next(model.parameters()).device
-        logits = model(
-            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
-        ).logits
+        batch = to_device(collate_classify([examples[i] for i in idx], tokenizer.pad_token_id), model)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         logp = torch.log_softmax(logits.float(), dim=-1)
         for row, i in enumerate(idx):
             out[i] = {lab: float(logp[row, j]) for j, lab in enumerate(labels)}

@@ -25,13 +25,12 @@ def held_out_loss(
     """Token-weighted mean negative log-likelihood over the labelled tokens, and its exponential."""
     model.eval()
     loss_module = CausalLMLoss(model, chunk_size=512)  # no backward here: small chunks keep logits small
-    device = next(model.parameters()).device
-    device_type = device.type
+    device_type = next(model.parameters()).device.type
     total, count = 0.0, 0
     plan = token_budget_batches([len(e["input_ids"]) for e in examples], batch_tokens, 64)
     task = progress.add_task(description, total=len(examples)) if progress else None
     for idx in plan:
-        batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], pad_id).items()}
+        batch = collate([examples[i] for i in idx], pad_id)  # the loss module moves it to the model's device
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast):
             loss, n = loss_module(batch, normalizer=1.0)
         total += float(loss)
