@@ -11,6 +11,7 @@ from tunesmith.config.schema import RunConfig
 from tunesmith.data.prepare import PrepareResult, config_digest, prepare_data
 from tunesmith.eval.run import evaluate
 from tunesmith.rundir import Mode, RunDir, atomic_write_text, open_run_dir
+from tunesmith.train import distributed
 from tunesmith.train.recipe import train
 
 
@@ -33,19 +34,25 @@ def _data_is_current(config: RunConfig, run: RunDir) -> bool:
 
 
 def run(config: RunConfig, mode: Mode = "new", progress: Any = None, on_stage: Any = None) -> dict[str, Any]:
-    """Prepare data, train, evaluate. With ``mode="resume"`` finished stages are skipped and training resumes."""
-    run_dir = start_run(config, mode)
+    """Prepare data, train, evaluate. With ``mode="resume"`` finished stages are skipped and training resumes.
+
+    Under a multi-process launcher the main process prepares the data and evaluates; all processes train.
+    """
     notify = on_stage or (lambda *_: None)
     resume = mode == "resume"
     prepared: PrepareResult | None = None
-    if not (resume and _data_is_current(config, run_dir)):
-        prepared = prepare_data(config.data, run_dir, seed=config.seed)
+    with distributed.main_first() as main:
+        run_dir = start_run(config, mode) if main else RunDir(run_dir_for(config))
+        if main and not (resume and _data_is_current(config, run_dir)):
+            prepared = prepare_data(config.data, run_dir, seed=config.seed)
     notify("data", prepared, run_dir)
     if resume and run_dir.train_summary.is_file():
         summary = json.loads(run_dir.train_summary.read_text())
     else:
         summary = train(config, run_dir, resume=resume, progress=progress)
     notify("train", summary, run_dir)
+    if not distributed.is_main():
+        return {"run_dir": str(run_dir.root), "prepared": None, "train": summary, "report": None}
     report = evaluate(config, run_dir, progress=progress)
     notify("eval", report, run_dir)
     return {"run_dir": str(run_dir.root), "prepared": prepared, "train": summary, "report": report}

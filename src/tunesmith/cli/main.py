@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -97,9 +98,13 @@ def _progress():
 def run_cmd(config: Path, set_: SetOpt = None, resume: ResumeOpt = False, overwrite: OverwriteOpt = False) -> None:
     """Run stages 1-5: prepare data, fine-tune, evaluate against the base model, write the report."""
     from tunesmith.pipeline import run
+    from tunesmith.train import distributed
 
     cfg = _load(config, set_)
     _quiet_libraries()
+    if not distributed.is_main():  # another process of a multi-process launch: train quietly
+        run(cfg, _mode(resume, overwrite))
+        return
     with _progress() as progress:
         result = run(cfg, _mode(resume, overwrite), progress=progress, on_stage=lambda *a: show.stage(console, *a))
     show.final(console, result)
@@ -116,6 +121,17 @@ def data_prepare(
     cfg = _load(config, set_)
     run = start_run(cfg, _mode(resume, overwrite))
     show.stage(console, "data", prepare_data(cfg.data, run, seed=cfg.seed), run)
+
+
+def _attach(target: Path, overrides: list[str] | None) -> tuple[Any, Any]:
+    """The config and run dir that the main process set up (a non-main training process writes nothing)."""
+    from tunesmith.pipeline import run_dir_for
+    from tunesmith.rundir import RunDir
+
+    if target.is_dir():
+        return _load(target / "config.yaml", None), RunDir(target)
+    cfg = _load(target, overrides)
+    return cfg, RunDir(run_dir_for(cfg))
 
 
 def _config_and_run(target: Path, overrides: list[str] | None, mode: Any) -> tuple[Any, Any]:
@@ -145,21 +161,29 @@ def train_cmd(
 ) -> None:
     """Stages 3-4: fine-tune (prepares the data first when the run dir has none)."""
     from tunesmith.data.prepare import prepare_data
+    from tunesmith.train import distributed
     from tunesmith.train.recipe import train
 
     mode = _mode(resume, overwrite)
-    cfg, run = _config_and_run(target, set_, mode)
-    if target.is_dir() and run.checkpoints.exists() and mode == "new":
-        raise ConfigError(f"{run.root} already has checkpoints: pass --resume to continue or --overwrite to retrain.")
-    if target.is_dir() and mode == "overwrite":
-        for path in (run.checkpoints, run.adapter, run.model, run.metrics, run.train_summary):
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-    if not run.manifest.is_file():
-        show.stage(console, "data", prepare_data(cfg.data, run, seed=cfg.seed), run)
+    with distributed.main_first() as main:  # under torchrun / accelerate launch only the main process writes
+        if not main:
+            cfg, run = _attach(target, set_)
+        else:
+            cfg, run = _config_and_run(target, set_, mode)
+            if target.is_dir() and run.checkpoints.exists() and mode == "new":
+                raise ConfigError(
+                    f"{run.root} already has checkpoints: pass --resume to continue or --overwrite to retrain."
+                )
+            if target.is_dir() and mode == "overwrite":
+                for path in (run.checkpoints, run.adapter, run.model, run.metrics, run.train_summary):
+                    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            if not run.manifest.is_file():
+                show.stage(console, "data", prepare_data(cfg.data, run, seed=cfg.seed), run)
     _quiet_libraries()
-    with _progress() as progress:
+    with _progress() if main else contextlib.nullcontext() as progress:
         summary = train(cfg, run, resume=mode == "resume", progress=progress)
-    show.stage(console, "train", summary, run)
+    if main:
+        show.stage(console, "train", summary, run)
 
 
 @app.command("eval")

@@ -144,9 +144,15 @@ def local_directory(source: ModelSource) -> Path | str:
     """A directory transformers can load with ``from_pretrained`` (the GGUF cache for GGUF sources)."""
     if source.gguf_file is None:
         return source.directory if source.directory.exists() else str(source.directory)
+    from filelock import FileLock  # comes with huggingface_hub
+
     target = _gguf_cache_dir(source)
-    if not (target / "config.json").is_file():
-        _dequantise_to_cache(source, target)
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):  # several training processes: one dequantises, the others wait
+        if not (target / "config.json").is_file():
+            _dequantise_to_cache(source, target)
     return target
 
 

@@ -15,7 +15,7 @@ from tunesmith.data.format import chunk_example, tokenize_example
 from tunesmith.errors import TrainingError
 from tunesmith.models.load import load_model
 from tunesmith.rundir import RunDir, read_jsonl
-from tunesmith.train import lifecycle
+from tunesmith.train import distributed, lifecycle
 from tunesmith.train.packing import use_segment_attention
 from tunesmith.train.sft.loss import CausalLMLoss
 
@@ -60,7 +60,7 @@ def tokenize_split(
         kept.append(ex)
     if progress:
         progress.update(task, completed=len(rows))
-    if too_long:
+    if too_long and distributed.is_main():
         with rejects.open("a", encoding="utf-8") as fh:
             fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in too_long)
     return kept

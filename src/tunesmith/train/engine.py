@@ -6,6 +6,12 @@ and distribution (start with ``accelerate launch`` for DDP/FSDP); token-budget b
 accumulation (each micro-batch is normalised by the labelled tokens of the whole optimizer step, so 4x1
 equals 1x4); warmup + schedule; clipping; a non-finite-loss guard; validation; atomic checkpoints with
 resume; ``metrics.jsonl``; and a progress bar.
+
+Under a launcher (``accelerate launch`` / ``torchrun``) the same loop runs data-parallel: each optimizer
+step's micro-batches are shared out among the processes (see :mod:`tunesmith.train.distributed`), the loss
+is normalised by the labelled tokens of the whole step across all processes, and only the main process
+writes checkpoints and metrics, so ``w`` processes with ``grad_accum = a`` compute the same steps as one
+process with ``grad_accum = a * w``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import torch
 from tunesmith.config.schema import TrainConfig
 from tunesmith.errors import TrainingError
 from tunesmith.train import checkpoint as ckpt
+from tunesmith.train import distributed
 from tunesmith.train.batching import collate, labelled_tokens, token_budget_batches
 from tunesmith.train.losses import l2sp_penalty
 from tunesmith.train.optim import build_optimizer, build_scheduler
@@ -68,8 +75,8 @@ def make_batch(examples: Sequence[Example], config: TrainConfig, pad_id: int) ->
     return collate_packed(examples) if config.packing else collate(examples, pad_id)
 
 
-def total_steps(n_batches: int, config: TrainConfig) -> int:
-    per_epoch = math.ceil(n_batches / config.grad_accum)
+def total_steps(n_batches: int, config: TrainConfig, world: int = 1) -> int:
+    per_epoch = math.ceil(n_batches / (config.grad_accum * world))
     steps = max(1, math.ceil(per_epoch * config.epochs))
     return min(steps, config.max_steps) if config.max_steps else steps
 
@@ -82,11 +89,13 @@ def evaluate_loss(
     accelerator: Any,
     collate_fn: Callable[[Sequence[Example]], dict[str, torch.Tensor]] | None = None,
 ) -> float:
-    """Token-weighted mean loss over ``examples`` (no gradients)."""
+    """Token-weighted mean loss over ``examples`` (no gradients), shared out among processes when several."""
+    world, rank = accelerator.num_processes, accelerator.process_index
+    loss_module = accelerator.unwrap_model(loss_module)  # no DDP collectives for uneven eval shares
     loss_module.eval()
     total, count = 0.0, 0
     with torch.no_grad():
-        for idx in plan_epoch([len(e["input_ids"]) for e in examples], config, 0, 0):
+        for idx in plan_epoch([len(e["input_ids"]) for e in examples], config, 0, 0)[rank::world]:
             chunk = [examples[i] for i in idx]
             made = collate_fn(chunk) if collate_fn else make_batch(chunk, config, pad_id)
             batch = {k: v.to(accelerator.device) for k, v in made.items()}
@@ -98,7 +107,7 @@ def evaluate_loss(
             total += float(loss)
             count += n
     loss_module.train()
-    return total / max(count, 1)
+    return distributed.reduce_sum(total, accelerator) / max(distributed.reduce_sum(count, accelerator), 1.0)
 
 
 def fit(
@@ -123,17 +132,22 @@ def fit(
     ``halt_after`` stops after that optimizer step without a final checkpoint or validation, exactly as a
     kill would (the schedule still spans the whole run); the resume tests use it.
     """
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DistributedDataParallelKwargs
 
     accelerator = Accelerator(
-        mixed_precision="bf16" if precision == "bf16" else "no", cpu=not torch.cuda.is_available()
+        mixed_precision="bf16" if precision == "bf16" else "no",
+        cpu=not torch.cuda.is_available(),
+        # transformer buffers (rotary tables) are constants: no broadcast before every forward
+        kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
     )
+    world, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
     lengths = [len(e["input_ids"]) for e in train_examples]
 
     def build(chunk: Sequence[Example]) -> dict[str, torch.Tensor]:
         return collate_fn(chunk) if collate_fn else make_batch(chunk, config, pad_id)
 
-    n_steps = total_steps(len(plan_epoch(lengths, config, seed, 0)), config)
+    n_steps = total_steps(len(plan_epoch(lengths, config, seed, 0)), config, world)
+    per_step = config.grad_accum * world  # micro-batches of one optimizer step, all processes together
     trainable = [p for p in loss_module.parameters() if p.requires_grad]
     anchors = [p.detach().clone() for p in trainable] if config.l2sp else []  # pretrained values, before resume
     optimizer = build_optimizer(loss_module, config)
@@ -145,7 +159,8 @@ def fit(
     if resume and (last := ckpt.latest_checkpoint(checkpoint_dir)) is not None:
         saved = ckpt.load_checkpoint(last, accelerator.unwrap_model(loss_module), optimizer, scheduler)
         state = TrainState(**{k: v for k, v in saved.items() if k in TrainState.__dataclass_fields__})
-    log = MetricsLog(metrics_path, metrics_path.parent / "tensorboard", metrics_path.parent.name)
+    distributed.barrier()  # nobody writes a checkpoint before every process has read the last one
+    log = MetricsLog(metrics_path, metrics_path.parent / "tensorboard", metrics_path.parent.name) if main else None
     task = progress.add_task("training", total=n_steps, completed=state.step, info="") if progress else None
     loss_module.train()
     start, window_tokens, window_start = time.perf_counter(), 0, time.perf_counter()
@@ -154,17 +169,24 @@ def fit(
     best_path: Path | None = checkpoint_dir / f"step-{state.best_step:07d}" if state.best_step else None
     steps_at_start = state.step
 
+    def record(**values: Any) -> None:
+        if log is not None:
+            log.write(**values)
+
     def save(kind: str) -> Path:
         nonlocal last_ckpt
-        last_ckpt = ckpt.save_checkpoint(
-            checkpoint_dir,
-            state.step,
-            accelerator.unwrap_model(loss_module),
-            optimizer,
-            scheduler,
-            {**asdict(state), "kind": kind},
-        )
-        ckpt.prune(checkpoint_dir, config.keep_last, {best_path} if best_path else set())
+        if main:
+            ckpt.save_checkpoint(
+                checkpoint_dir,
+                state.step,
+                accelerator.unwrap_model(loss_module),
+                optimizer,
+                scheduler,
+                {**asdict(state), "kind": kind},
+            )
+            ckpt.prune(checkpoint_dir, config.keep_last, {best_path} if best_path else set())
+        distributed.barrier()
+        last_ckpt = checkpoint_dir / f"step-{state.step:07d}"
         return last_ckpt
 
     def validate() -> None:
@@ -173,65 +195,80 @@ def fit(
             return
         val = evaluate_loss(loss_module, val_examples, config, pad_id, accelerator, collate_fn)
         state.history.append({"step": state.step, "val_loss": val})
-        log.write(step=state.step, epoch=state.epoch, val_loss=val)
+        record(step=state.step, epoch=state.epoch, val_loss=val)
         if state.best_val_loss is None or val < state.best_val_loss:
             state.best_val_loss, state.best_step = val, state.step
             state.evals_without_improvement = 0
-            best_path = save("best")
+            best_path = checkpoint_dir / f"step-{state.step:07d}"
+            save("best")
         else:
             state.evals_without_improvement += 1
             if config.early_stopping and state.evals_without_improvement >= config.early_stopping:
                 state.stopped_early = True
-                log.write(
+                record(
                     step=state.step,
                     event="early stop",
                     reason=f"no validation improvement in {config.early_stopping} evaluations",
                 )
 
+    def guard(losses: list[float]) -> None:
+        """Stop every process together when any process saw a non-finite loss in this step."""
+        bad = next((v for v in losses if not math.isfinite(v)), None)
+        if distributed.reduce_sum(float(bad is not None), accelerator) == 0:
+            return
+        record(step=state.step, error="non-finite loss")
+        where = f"the last good checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
+        raise TrainingError(
+            f"Loss became {bad if bad is not None else 'non-finite on another process'} at optimizer step "
+            f"{state.step + 1} (epoch {state.epoch}); {where}. Lower train.lr, enable train.clip_grad, "
+            "or check the data for empty targets."
+        )
+
     while state.step < n_steps and not state.stopped_early:
         batches = plan_epoch(lengths, config, seed, state.epoch)
-        groups = [batches[i : i + config.grad_accum] for i in range(0, len(batches), config.grad_accum)]
-        for g in range(state.batch_index // config.grad_accum, len(groups)):
+        groups = [batches[i : i + per_step] for i in range(0, len(batches), per_step)]
+        for g in range(state.batch_index // per_step, len(groups)):
             if state.step >= n_steps:
                 break
-            micro = [
-                {k: v.to(accelerator.device) for k, v in build([train_examples[i] for i in idx]).items()}
-                for idx in groups[g]
-            ]
-            n_labelled = sum(labelled_tokens(b) for b in micro)
-            step_loss = 0.0
-            for j, batch in enumerate(micro):
-                sync = j == len(micro) - 1
+            made = [build([train_examples[i] for i in idx]) for idx in groups[g]]
+            n_labelled = sum(labelled_tokens(b) for b in made)  # the whole step's, across processes
+            share, padding = distributed.my_share(made, rank, world)
+            # DDP averages gradients over processes; scaling by `world` makes that a sum, as one process has
+            scale = 0.0 if padding else float(world)
+            step_loss, seen = 0.0, []
+            for j, cpu_batch in enumerate(share):
+                batch = {k: v.to(accelerator.device) for k, v in cpu_batch.items()}
+                sync = j == len(share) - 1
                 with contextlib.nullcontext() if sync else accelerator.no_sync(loss_module), accelerator.autocast():
                     loss, _ = loss_module(batch, normalizer=max(n_labelled, 1))
+                value = float(loss.detach())
+                seen.append(value)
+                if world == 1 and not math.isfinite(value):
+                    guard(seen)  # one process: stop before the bad gradient exists
+                loss = loss * scale if world > 1 else loss
                 if anchors and sync:  # once per optimizer step
                     loss = loss + l2sp_penalty(trainable, anchors, config.l2sp)
-                if not torch.isfinite(loss):
-                    log.write(step=state.step, error="non-finite loss")
-                    where = (
-                        f"the last good checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
-                    )
-                    raise TrainingError(
-                        f"Loss became {float(loss)} at optimizer step {state.step + 1} (epoch {state.epoch}); "
-                        f"{where}. Lower train.lr, enable train.clip_grad, or check the data for empty targets."
-                    )
                 accelerator.backward(loss)
-                step_loss += float(loss.detach())
-                window_tokens += int(batch["attention_mask"].sum())
+                step_loss += 0.0 if padding else value
+            if world > 1:
+                guard(seen)
+                step_loss = distributed.reduce_sum(step_loss, accelerator)
             grad_norm = None
             if config.clip_grad:
                 grad_norm = float(accelerator.clip_grad_norm_(loss_module.parameters(), config.clip_grad))
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            step_tokens = sum(int(b["attention_mask"].sum()) for b in made)
             state.step += 1
-            state.batch_index = (g + 1) * config.grad_accum
-            state.tokens_seen += sum(int(b["attention_mask"].sum()) for b in micro)
+            state.batch_index = (g + 1) * per_step
+            state.tokens_seen += step_tokens
+            window_tokens += step_tokens
             last_loss = step_loss
             if state.step % config.log_every == 0 or state.step == n_steps:
                 now = time.perf_counter()
                 tps = window_tokens / max(now - window_start, 1e-9)
-                log.write(
+                record(
                     step=state.step,
                     epoch=state.epoch,
                     loss=step_loss,
@@ -268,7 +305,8 @@ def fit(
         if val_examples and (not state.history or state.history[-1]["step"] != state.step):
             validate()
         save("final")
-    log.close()
+    if log is not None:
+        log.close()
     elapsed = time.perf_counter() - start
     trained = state.step - steps_at_start
     return FitResult(

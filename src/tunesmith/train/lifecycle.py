@@ -11,7 +11,7 @@ from tunesmith.adapters import count_parameters
 from tunesmith.config.schema import RunConfig
 from tunesmith.errors import DataError
 from tunesmith.rundir import RunDir, write_json
-from tunesmith.train import env
+from tunesmith.train import distributed, env
 from tunesmith.train.checkpoint import load_file
 from tunesmith.train.engine import FitResult, fit
 
@@ -23,7 +23,8 @@ def start(config: RunConfig, run: RunDir) -> str:
         env.release_freed_memory()
     env.set_seed(config.seed)
     precision = env.resolve_precision(config.train.precision)
-    write_json(run.env, env.describe(config.seed, precision, threads))
+    if distributed.is_main():
+        write_json(run.env, {**env.describe(config.seed, precision, threads), "processes": distributed.world_size()})
     if not run.split("train").is_file():
         raise DataError(f"{run.split('train')} is missing: run `tunesmith data prepare` first.")
     return precision
@@ -131,8 +132,9 @@ def finish(
     if result.best_checkpoint:
         model.load_state_dict(load_file(str(Path(result.best_checkpoint) / "trainable.safetensors")), strict=False)
     out_dir = run.adapter if method.SAVES_ADAPTER else run.model
-    method.save(model, out_dir)
-    tokenizer.save_pretrained(out_dir)
+    if distributed.is_main():
+        method.save(model, out_dir)
+        tokenizer.save_pretrained(out_dir)
     trainable, total = count_parameters(model)
     summary = {
         "objective": config.train.objective,
@@ -153,7 +155,10 @@ def finish(
         "best_val_loss": result.state.best_val_loss,
         "best_step": result.state.best_step,
         "precision": precision,
+        "processes": distributed.world_size(),
         **extra,
     }
-    write_json(run.train_summary, summary)
+    if distributed.is_main():
+        write_json(run.train_summary, summary)
+    distributed.barrier()
     return summary
