@@ -134,6 +134,7 @@ def test_instruction_sft_reports_completion_perplexity(make_config, tmp_path: Pa
             "test": None,
             "format": "instruction",
             "split": {"validation": 0.1, "test": 0.2, "stratify": []},
+            "clean": {"near_dup": None},  # templated rows: near duplicates of each other by design
         },
     )
     assert main(["run", str(config)]) == 0

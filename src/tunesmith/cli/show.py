@@ -22,7 +22,13 @@ def data(console: Console, result: Any, run: Any) -> None:
     for name, n in result.counts.items():
         table.add_row(name, str(n))
     console.print(table)
-    console.print(f"labels: {', '.join(result.labels) or '—'}; {result.input_rows} input rows")
+    kind = f"{result.kind} records; " if getattr(result, "kind", "") else ""
+    console.print(f"{kind}labels: {', '.join(result.labels) or '—'}; {result.input_rows} input rows")
+    changes = getattr(result, "changes", [])
+    if changes:
+        console.print(f"{len(changes)} rows repaired or flagged (each in {run.data / 'changes.jsonl'})")
+    for warning in getattr(result, "warnings", [])[:8]:
+        console.print(f"[yellow]warning[/]: {warning}")
     if result.rejects:
         rt = Table(title=f"{len(result.rejects)} rows not kept (each in {run.rejects})", show_edge=False)
         rt.add_column("reason")

@@ -9,93 +9,21 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from tunesmith.config.data import (  # noqa: F401  (re-exported: the data section lives beside its peers)
+    CleanConfig,
+    DataConfig,
+    LanguageConfig,
+    ReplayConfig,
+    SplitConfig,
+    TaskConfig,
+    check_objective_kind,
+    converted_kind,
+)
+from tunesmith.config.section import Section
 
-class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, values are validated on assignment."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
-
-
-# ---------------------------------------------------------------- stage 1: data
-
-
-class TaskConfig(Section):
-    """How labelled rows become training text."""
-
-    as_: Literal["instruction"] = Field(
-        "instruction",
-        alias="as",
-        description="Cast classification rows as instructions (prompt -> label word) for a causal LM.",
-    )
-    template: str = Field(
-        "sentiment",
-        description="A shipped template name (data/templates/<name>.jinja) or a path to a Jinja file that "
-        "renders the prompt from the row's fields (text, labels, and any column).",
-    )
-
-
-class CleanConfig(Section):
-    """Cleaning steps, each a pure function that reports why it drops or changes a row."""
-
-    normalize: Literal["nfc", "nfkc", "none"] = Field("nfc", description="Unicode normalisation form.")
-    strip_control: bool = Field(True, description="Remove control and zero-width characters, collapse whitespace.")
-    dedup: Literal["exact", "none"] = Field(
-        "exact", description="Drop rows whose normalised text repeats an earlier row (kept: the first)."
-    )
-    min_chars: int = Field(1, ge=0, description="Reject rows whose text is shorter than this after cleaning.")
-
-
-class SplitConfig(Section):
-    """How validation and test splits are made when no file is given for them."""
-
-    validation: float = Field(0.1, ge=0, lt=1, description="Fraction of train held out for validation.")
-    test: float = Field(0.1, ge=0, lt=1, description="Fraction of train held out for test (if no test file).")
-    stratify: list[str] = Field(["label"], description="Fields to stratify by (label and/or group columns).")
-    remove_leaks: bool = Field(
-        True,
-        description="Remove validation/test rows whose normalised text also occurs in train, so scores are "
-        "not memorisation (each removal is written to rejects.jsonl).",
-    )
-
-
-class ReplayConfig(Section):
-    """General-domain data mixed into training against catastrophic forgetting (replay)."""
-
-    path: str = Field(..., description="File of general data (text or instruction rows), relative to the config.")
-    format: Literal["text", "instruction"] = Field("text", description="Record kind of the replay rows.")
-    columns: dict[str, str] = Field(default_factory=dict, description="Column mapping of the replay file.")
-    ratio: float = Field(
-        0.1, gt=0, le=1, description="Replay rows added to train, as a fraction of the train rows (seeded sample)."
-    )
-
-
-class DataConfig(Section):
-    """Stage 1: where the data is and how to prepare it."""
-
-    train: str = Field(..., description="Training file (jsonl, json, csv, tsv, txt), relative to the config.")
-    validation: str | None = Field(None, description="Optional validation file; otherwise split from train.")
-    test: str | None = Field(None, description="Optional test file; otherwise split from train.")
-    format: Literal["classification", "instruction", "text"] = Field(
-        "classification", description="Record kind of the rows."
-    )
-    columns: dict[str, str] = Field(
-        default_factory=dict,
-        description="Map from tunesmith field (text, label, instruction, input, output) to your column name.",
-    )
-    labels: list[str] | None = Field(None, description="The label set; inferred from train when omitted.")
-    groups: list[str] = Field(
-        default_factory=list, description="Group columns (language, dialect, ...) carried to evaluation."
-    )
-    max_rows: dict[str, int] = Field(
-        default_factory=dict, description="Cap rows per split after cleaning (e.g. {train: 2000}); seeded sample."
-    )
-    replay: ReplayConfig | None = Field(None, description="Optional general data mixed into train (replay).")
-    task: TaskConfig = Field(default_factory=TaskConfig, description="How rows become training text.")
-    clean: CleanConfig = Field(default_factory=CleanConfig, description="Cleaning steps.")
-    split: SplitConfig = Field(default_factory=SplitConfig, description="Splitting and leak removal.")
-
+# ---------------------------------------------------------------- stage 1: data (config/data.py)
 
 # ---------------------------------------------------------------- stage 2: model and method
 
@@ -301,8 +229,10 @@ class TrainConfig(Section):
     )
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
     max_length: int = Field(512, ge=8, description="Examples longer than this (in tokens) are rejected.")
-    loss_on: Literal["completion", "all"] = Field(
-        "completion", description="Compute the loss on completion (assistant) tokens only, or on all tokens."
+    loss_on: Literal["completion", "last_turn", "all"] = Field(
+        "completion",
+        description="Where the loss is taken: 'completion' on every assistant answer (all turns of a chat), "
+        "'last_turn' on a chat's final answer only, 'all' on every token.",
     )
     class_weights: Literal["none", "balanced"] = Field(
         "none",
@@ -399,6 +329,11 @@ class RunConfig(Section):
                 "train.l2sp pulls trained base weights back toward their start: it applies to the "
                 f"full and freeze methods; with {self.method.name} use train.weight_decay instead"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _objective_fits_data(self) -> RunConfig:
+        check_objective_kind(self.train.objective, converted_kind(self.data.format, self.data.convert))
         return self
 
     @model_validator(mode="after")

@@ -47,10 +47,25 @@ def render_prompt(record: dict[str, Any], template: jinja2.Template, labels: lis
         raise DataError(f"{src.get('file')}:{src.get('line')}: template needs a field the row lacks: {exc}.") from None
 
 
+def _prompt_messages(prompt: str) -> str | list[dict[str, str]]:
+    """An HH-RLHF style dialogue prompt as chat messages; any other prompt unchanged."""
+    from tunesmith.data.dialogue import parse_hh_dialogue
+
+    if "\n\nHuman:" in prompt or prompt.startswith("Human:"):
+        return parse_hh_dialogue(prompt)
+    return prompt
+
+
 def to_example(
     record: dict[str, Any], kind: str, template: jinja2.Template | None, labels: list[str]
-) -> dict[str, str]:
-    """A record as ``{prompt, completion}`` (supervised kinds) or ``{text}`` (raw text)."""
+) -> dict[str, Any]:
+    """The fields training and evaluation read, added to a record.
+
+    Supervised kinds get ``{prompt, completion}`` (a chat's prompt is its turns before the last answer, a
+    list of messages; training reads the whole ``messages`` list), raw text ``{text}``, preference pairs
+    ``{prompt, chosen, rejected}`` and unpaired feedback ``{prompt, completion, label}``. Kinds that only
+    become trainable after ``data.convert`` (parallel, ranking, rating, choice) add nothing.
+    """
     if kind == "classification":
         assert template is not None
         return {"prompt": render_prompt(record, template, labels), "completion": record["label"]}
@@ -59,7 +74,26 @@ def to_example(
         if record.get("input", "").strip():
             prompt = f"{prompt}\n\n{record['input'].strip()}"
         return {"prompt": prompt, "completion": record["output"]}
-    return {"text": record["text"]}
+    if kind == "prompt_completion":
+        return {"prompt": record["prompt"], "completion": record["completion"]}
+    if kind == "messages":
+        turns = record["messages"]
+        return {"prompt": turns[:-1], "completion": turns[-1]["content"]}
+    if kind == "preference":
+        return {
+            "prompt": _prompt_messages(record["prompt"]),
+            "chosen": record["chosen"],
+            "rejected": record["rejected"],
+        }
+    if kind == "unpaired":
+        return {
+            "prompt": _prompt_messages(record["prompt"]),
+            "completion": record["response"],
+            "label": record["label"],
+        }
+    if kind == "text":
+        return {"text": record["text"]}
+    return {}
 
 
 def chat_prompt_text(tokenizer: Any, prompt: str | list[dict[str, str]]) -> str:
@@ -86,12 +120,51 @@ def encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def tokenize_messages(messages: list[dict[str, str]], tokenizer: Any, loss_on: str) -> dict[str, list[int]]:
+    """Token ids and labels of a whole multi-turn chat.
+
+    The chat is rendered turn by turn: each assistant answer is the text the full rendering adds after the
+    generation prompt of the turns before it, so the labels cover exactly the answers (and their
+    end-of-turn markers). ``loss_on``: ``completion`` labels every assistant turn, ``last_turn`` only the
+    final one, ``all`` every token.
+
+    Raises:
+        DataError: the chat template renders earlier turns differently once later turns follow.
+    """
+    ids: list[int] = []
+    labels: list[int] = []
+    rendered = ""
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        head = chat_prompt_text(tokenizer, messages[:i])
+        full = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
+        if not (head.startswith(rendered) and full.startswith(head)):
+            raise DataError(
+                "The chat template renders earlier turns differently once later turns follow, so answers cannot "
+                "be located; set model.chat_template to a template whose renderings extend each other."
+            )
+        before, answer = encode(tokenizer, head[len(rendered) :]), encode(tokenizer, full[len(head) :])
+        labelled = loss_on in ("all", "completion") or i == last
+        ids += before + answer
+        labels += (before if loss_on == "all" else [IGNORE_INDEX] * len(before)) + (
+            answer if labelled else [IGNORE_INDEX] * len(answer)
+        )
+        rendered = full
+    return {"input_ids": ids, "labels": labels}
+
+
 def tokenize_example(example: dict[str, Any], tokenizer: Any, loss_on: str) -> dict[str, list[int]]:
     """Token ids and labels (``-100`` where no loss is taken) for one example.
 
-    Supervised examples: prompt ids then completion ids; with ``loss_on="completion"`` only the
-    completion carries labels. Raw text: every token is labelled, with BOS/EOS where the tokenizer has them.
+    Chats (``messages``): every assistant turn is labelled (see :func:`tokenize_messages`). Other
+    supervised examples: prompt ids then completion ids; with ``loss_on`` ``completion`` or ``last_turn``
+    only the completion carries labels. Raw text: every token is labelled, with BOS/EOS where the
+    tokenizer has them.
     """
+    if "messages" in example:
+        return tokenize_messages(example["messages"], tokenizer, loss_on)
     if "prompt" not in example:
         ids = encode(tokenizer, example["text"])
         if tokenizer.bos_token_id is not None:

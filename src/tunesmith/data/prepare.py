@@ -1,8 +1,10 @@
-"""Stage 1 end to end: files -> records -> validation -> cleaning -> splits -> formatted examples.
+"""Stage 1 end to end: files -> records -> validation -> cleaning -> annotation -> splits -> formatted examples.
 
 Writes into ``<run>/data/``: ``train.jsonl``, ``validation.jsonl``, ``test.jsonl`` (records with their
-``prompt``/``completion`` or ``text``), ``rejects.jsonl`` (every dropped row with file, line, field and
-reason) and ``manifest.json`` (counts, label set, content hashes of inputs and outputs).
+``prompt``/``completion``, ``messages`` or ``text``, and ``detected`` language/script/CMI), ``rejects.jsonl``
+(every dropped row with file, line, field and reason), ``changes.jsonl`` (rows kept but repaired, such as
+look-alike letters), ``manifest.json`` (kind, counts, label set, warnings, content hashes of inputs and
+outputs) and the data card (``card.json`` + ``card.html``).
 """
 
 from __future__ import annotations
@@ -14,26 +16,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunesmith.config.schema import DataConfig
-from tunesmith.data.clean import clean_records
+from tunesmith.config.data import DataConfig, converted_kind
+from tunesmith.data.clean import Change, clean_records
 from tunesmith.data.format import load_template, to_example
 from tunesmith.data.readers import read_rows
-from tunesmith.data.records import Reject, to_record
-from tunesmith.data.split import cap_rows, remove_leaks, stratified_split
+from tunesmith.data.records import Reject, detect_kind, to_record
+from tunesmith.data.split import cap_rows, remove_leaks, stratified_split, stratum_warnings
 from tunesmith.errors import DataError
 from tunesmith.rundir import RunDir, sha256_file, write_json, write_jsonl
 
 SPLITS = ("train", "validation", "test")
+DETECT_ROWS = 100  # rows read to detect the kind: optional columns vary from row to row
 
 
 @dataclass
 class PrepareResult:
-    """What stage 1 produced: per-split counts, the label set, and rejects grouped by reason."""
+    """What stage 1 produced: per-split counts, the label set, rejects, repairs and warnings."""
 
     counts: dict[str, int]
     labels: list[str]
     rejects: list[Reject] = field(default_factory=list)
     input_rows: int = 0
+    kind: str = ""
+    changes: list[Change] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def rejects_by_reason(self) -> Counter[str]:
         return Counter(_reason_class(r.reason) for r in self.rejects)
@@ -45,11 +51,23 @@ def config_digest(config: DataConfig, seed: int = 0) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def prepared_kind(run: RunDir) -> str:
+    """The record kind the prepared splits hold (after ``auto`` detection and conversion)."""
+    if not run.manifest.is_file():
+        raise DataError(f"{run.manifest} is missing: run `tunesmith data prepare` first.")
+    return str(json.loads(run.manifest.read_text())["format"])
+
+
 def _reason_class(reason: str) -> str:
     """Group rejects by the stable part of their reason (drop file:line specifics)."""
-    for prefix in ("exact duplicate", "train row also in", "validation row also in", "test row also in"):
-        if reason.startswith(prefix):
-            return prefix if "duplicate" in prefix else f"{prefix.split(' row')[0]} row leaked from an earlier split"
+    if reason.startswith("exact duplicate"):
+        return "exact duplicate"
+    if reason.startswith("near duplicate"):
+        return "near duplicate"
+    for name in SPLITS:
+        if reason.startswith(f"{name} row also in"):
+            how = "near-duplicate" if "as a near duplicate" in reason else "exact"
+            return f"{name} row leaked from an earlier split ({how})"
     if reason.startswith("label '"):
         return "label not in the label set"
     if reason.startswith("missing column"):
@@ -57,22 +75,33 @@ def _reason_class(reason: str) -> str:
     return reason
 
 
-def _read_records(path: str, config: DataConfig) -> tuple[list[dict[str, Any]], list[Reject], int]:
+def resolve_kind(config: DataConfig) -> str:
+    """``data.format``, or the kind the train file's columns fit when it is ``auto``."""
+    if config.format != "auto":
+        return config.format
+    seen: dict[str, None] = {}
+    for i, row in enumerate(read_rows(config.train, config.text_mode, config.dataset_split)):
+        seen.update(dict.fromkeys(map(str, row.fields)))
+        if i + 1 >= DETECT_ROWS:
+            break
+    try:
+        return detect_kind(seen, columns=config.columns)
+    except DataError as exc:
+        raise DataError(f"{config.train}: data.format auto: {exc}") from None
+
+
+def _read_records(path: str, kind: str, config: DataConfig) -> tuple[list[dict[str, Any]], list[Reject], int]:
     records: list[dict[str, Any]] = []
     rejects: list[Reject] = []
     n = 0
-    for row in read_rows(path):
+    for row in read_rows(path, config.text_mode, config.dataset_split):
         n += 1
-        rec = to_record(row, config.format, config.columns, config.groups, config.labels)
+        rec = to_record(row, kind, config.columns, config.groups, config.labels)
         if isinstance(rec, Reject):
             rejects.append(rec)
         else:
             records.append(rec)
     return records, rejects, n
-
-
-def _infer_labels(records: list[dict[str, Any]]) -> list[str]:
-    return sorted({r["label"] for r in records})
 
 
 def _replay_rows(
@@ -102,8 +131,10 @@ def _replay_rows(
     return rows, info, rejects + dropped
 
 
-def prepare_data(config: DataConfig, run: RunDir, seed: int = 0) -> PrepareResult:
-    """Run stage 1 and write its outputs into ``run.data``; returns counts and rejects."""
+def _read_splits(
+    config: DataConfig, kind: str, changes: list[Change]
+) -> tuple[dict[str, list[dict[str, Any]]], list[Reject], dict[str, str], int]:
+    """Read, validate and clean every given split file; a train file with no valid row is an error."""
     splits: dict[str, list[dict[str, Any]]] = {}
     rejects: list[Reject] = []
     inputs: dict[str, str] = {}
@@ -112,10 +143,10 @@ def prepare_data(config: DataConfig, run: RunDir, seed: int = 0) -> PrepareResul
         path = getattr(config, name)
         if path is None:
             continue
-        records, bad, n = _read_records(path, config)
+        records, bad, n = _read_records(path, kind, config)
         total += n
         inputs[name] = path
-        cleaned, dropped = clean_records(records, config.format, config.clean)
+        cleaned, dropped = clean_records(records, kind, config.clean, changes)
         splits[name] = cleaned
         rejects += bad + dropped
         if n and not records and name == "train":
@@ -123,22 +154,70 @@ def prepare_data(config: DataConfig, run: RunDir, seed: int = 0) -> PrepareResul
             reasons = "; ".join(f"{k} ({v} rows)" for k, v in counts)
             first = bad[0] if bad else None
             detail = f" First: {first.file}:{first.line}: {first.reason}." if first else ""
-            raise DataError(f"{path}: none of its {n} rows is a valid '{config.format}' record: {reasons}.{detail}")
+            raise DataError(f"{path}: none of its {n} rows is a valid '{kind}' record: {reasons}.{detail}")
     if not splits.get("train"):
         raise DataError(f"{config.train}: no usable training rows.")
+    return splits, rejects, inputs, total
 
+
+def _carve(
+    splits: dict[str, list[dict[str, Any]]], config: DataConfig, kind: str, seed: int
+) -> tuple[dict[str, list[dict[str, Any]]], list[Reject], list[str]]:
+    """Hold out the missing splits (stratified, near-duplicate clusters kept whole), then remove leaks."""
     fractions = {
         n: getattr(config.split, n) for n in ("validation", "test") if n not in splits and getattr(config.split, n) > 0
     }
+    near = config.clean.near_dup
     if fractions:
-        carved = stratified_split(splits["train"], fractions, config.split.stratify, seed)
-        splits.update(carved)
-    if config.split.remove_leaks:
-        splits, leaked = remove_leaks(splits, config.format)
-        rejects += leaked
+        clusters = None
+        if config.split.group_near_dups and near is not None:
+            from tunesmith.data.dedup import record_clusters
 
-    labels = config.labels or (_infer_labels(splits["train"]) if config.format == "classification" else [])
-    if config.format == "classification":
+            clusters = record_clusters(splits["train"], kind, near)
+        splits = {**splits, **stratified_split(splits["train"], fractions, config.split.stratify, seed, clusters)}
+    leaked: list[Reject] = []
+    if config.split.remove_leaks:
+        splits, leaked = remove_leaks(splits, kind, near=near)
+    warnings = stratum_warnings(splits, config.split.stratify, config.split.min_per_stratum)
+    for name in fractions:
+        if not splits.get(name) and near is not None:
+            warnings.insert(
+                0,
+                f"{name} is empty: its rows were near duplicates of train rows (clean.near_dup={near}), kept "
+                "together in train or removed as leaks; templated data may need clean.near_dup: null",
+            )
+    return splits, leaked, warnings
+
+
+def _convert(records: list[dict[str, Any]], kind: str, config: DataConfig) -> list[dict[str, Any]]:
+    """Apply ``data.convert``: ranking/rating/choice -> preference pairs, parallel -> instructions."""
+    from tunesmith.data.convert import parallel_to_instructions, to_pairs
+
+    target = converted_kind(kind, config.convert)
+    if target == kind:
+        return records
+    if target == "preference":
+        return to_pairs(records, kind, config.pair_margin)
+    return [i for r in records for i in parallel_to_instructions(r)]
+
+
+def prepare_data(config: DataConfig, run: RunDir, seed: int = 0) -> PrepareResult:
+    """Run stage 1 and write its outputs into ``run.data``; returns counts, rejects and warnings."""
+    kind = resolve_kind(config)
+    changes: list[Change] = []
+    splits, rejects, inputs, total = _read_splits(config, kind, changes)
+    identifier = None
+    if config.language.detect:
+        from tunesmith.data.annotate import annotate, identifier_for
+
+        run.data.mkdir(parents=True, exist_ok=True)
+        identifier = identifier_for(config.language, splits["train"], kind, run.data / "langid.json")
+        splits = {name: annotate(records, kind, identifier) for name, records in splits.items()}
+    splits, leaked, warnings = _carve(splits, config, kind, seed)
+    rejects += leaked
+
+    labels = config.labels or (sorted({r["label"] for r in splits["train"]}) if kind == "classification" else [])
+    if kind == "classification":
         for name in ("validation", "test"):
             unseen = {r["label"] for r in splits.get(name, [])} - set(labels)
             if unseen:
@@ -154,7 +233,14 @@ def prepare_data(config: DataConfig, run: RunDir, seed: int = 0) -> PrepareResul
             splits[name] = cap_rows(splits[name], n, seed)
             sampled_out[name] = before - len(splits[name])
 
-    template = load_template(config.task.template) if config.format == "classification" else None
+    out_kind = converted_kind(kind, config.convert)
+    if out_kind != kind:
+        splits = {name: _convert(records, kind, config) for name, records in splits.items()}
+        if identifier is not None:  # the converted records' own texts
+            from tunesmith.data.annotate import annotate
+
+            splits = {name: annotate(records, out_kind, identifier) for name, records in splits.items()}
+    template = load_template(config.task.template) if out_kind == "classification" else None
     run.data.mkdir(parents=True, exist_ok=True)
     outputs = {}
     replay_rows: list[dict[str, Any]] = []
@@ -163,24 +249,31 @@ def prepare_data(config: DataConfig, run: RunDir, seed: int = 0) -> PrepareResul
         replay_rows, replay_info, replay_rejects = _replay_rows(config, len(splits["train"]), seed)
         rejects += replay_rejects
     for name, records in splits.items():
-        rows = [{**r, **to_example(r, config.format, template, labels)} for r in records]
+        rows = [{**r, **to_example(r, out_kind, template, labels)} for r in records]
         if name == "train":
             rows += replay_rows
         write_jsonl(run.split(name), rows)
         outputs[name] = {"rows": len(rows), "sha256": sha256_file(run.split(name))}
     write_jsonl(run.rejects, [r.to_json() for r in rejects])
-    result = PrepareResult({n: len(r) for n, r in splits.items()}, labels, rejects, total)
+    write_jsonl(run.data / "changes.jsonl", [c.to_json() for c in changes])
+    result = PrepareResult({n: len(r) for n, r in splits.items()}, labels, rejects, total, out_kind, changes, warnings)
     write_json(
         run.manifest,
         {
-            "format": config.format,
+            "format": out_kind,
+            "input_format": kind,
             "labels": labels,
             "groups": config.groups,
             "inputs": {n: {"path": p, "sha256": sha256_file(Path(p))} for n, p in inputs.items()},
             "input_rows": total,
             "splits": outputs,
             "label_counts": {n: dict(Counter(r.get("label", "") for r in rs)) for n, rs in splits.items()},
+            "languages": {
+                n: dict(Counter(r["detected"]["language"] for r in rs if "detected" in r)) for n, rs in splits.items()
+            },
             "rejects": dict(result.rejects_by_reason()),
+            "changes": len(changes),
+            "warnings": warnings,
             "sampled_out": sampled_out,
             "replay": replay_info,
             "config_sha256": config_digest(config, seed),

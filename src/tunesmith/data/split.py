@@ -12,13 +12,19 @@ from tunesmith.data.records import Reject, dedup_key
 
 
 def stratum(record: dict[str, Any], keys: list[str]) -> tuple[str, ...]:
-    """The stratum of a record: its label and/or group values, in the order of ``keys``."""
+    """The stratum of a record: its label, group values and/or detected language, in the order of ``keys``.
+
+    ``language`` means the group column of that name when the data has one, else the detected language.
+    """
     out = []
     for k in keys:
+        groups = record.get("groups", {})
         if k == "label":
-            out.append(record.get("label", ""))
+            out.append(str(record.get("label", "")))
+        elif k == "language" and k not in groups:
+            out.append(record.get("detected", {}).get("language", ""))
         else:
-            out.append(record.get("groups", {}).get(k, ""))
+            out.append(groups.get(k, ""))
     return tuple(out)
 
 

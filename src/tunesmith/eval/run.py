@@ -188,7 +188,7 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
             if hasattr(model, "tunesmith_fewshot"):  # the same answers, after the demonstrations
                 contexts = model.tunesmith_fewshot.messages([r["prompt"] for r in rows])
                 exs = [
-                    tokenize_example({**r, "prompt": c}, tokenizer, "completion")
+                    tokenize_example({"prompt": c, "completion": r["completion"]}, tokenizer, "completion")
                     for r, c in zip(rows, contexts, strict=True)
                 ]
             out: dict[str, Any] = held_out_loss(

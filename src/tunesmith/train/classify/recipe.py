@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any
 
 from tunesmith.config.schema import RunConfig
+from tunesmith.data.prepare import prepared_kind
 from tunesmith.errors import ConfigError
 from tunesmith.models.load import load_classifier
 from tunesmith.rundir import RunDir, read_jsonl
@@ -38,10 +39,8 @@ def encode_rows(
 def train_classify(config: RunConfig, run: RunDir, resume: bool = False, progress: Any = None) -> dict[str, Any]:
     """Train a classifier on the prepared classification splits of ``run``."""
     tc = config.train
-    if config.data.format != "classification":
-        raise ConfigError(
-            f"train.objective=classify needs data.format: classification (it is '{config.data.format}')."
-        )
+    if (kind := prepared_kind(run)) != "classification":
+        raise ConfigError(f"train.objective=classify needs classification data (the data is '{kind}').")
     if tc.packing:
         raise ConfigError("train.packing applies to causal-LM objectives; set it to false for classify.")
     if config.data.replay is not None:

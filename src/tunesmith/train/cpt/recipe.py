@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tunesmith.config.schema import RunConfig
+from tunesmith.data.prepare import prepared_kind
 from tunesmith.errors import ConfigError
 from tunesmith.rundir import RunDir
 from tunesmith.train.causal import train_causal_lm
@@ -17,10 +18,8 @@ from tunesmith.train.causal import train_causal_lm
 
 def train_cpt(config: RunConfig, run: RunDir, resume: bool = False, progress: Any = None) -> dict[str, Any]:
     """Continued pre-training on the prepared raw-text splits of ``run``."""
-    if config.data.format != "text":
-        raise ConfigError(
-            f"train.objective=cpt trains on raw text: set data.format: text (it is '{config.data.format}')."
-        )
+    if (kind := prepared_kind(run)) != "text":
+        raise ConfigError(f"train.objective=cpt trains on raw text: set data.format: text (the data is '{kind}').")
     if config.train.loss_on != "all":
         config = config.model_copy(update={"train": config.train.model_copy(update={"loss_on": "all"})})
     return train_causal_lm(config, run, resume=resume, progress=progress, chunk_long=True)
