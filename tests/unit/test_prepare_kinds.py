@@ -166,3 +166,28 @@ def test_auto_detection_names_the_file_when_no_kind_fits(tmp_path: Path) -> None
     train = _write_jsonl(tmp_path / "odd.jsonl", [{"foo": 1, "bar": 2}])
     with pytest.raises(DataError, match=r"odd\.jsonl: data\.format auto: No record kind fits"):
         prepare_data(DataConfig(train=str(train), format="auto"), RunDir(tmp_path / "run"))
+
+
+def test_streaming_prepare_keeps_every_row_accounted_for(tmp_path: Path) -> None:
+    lines = ["tweet\tlabel"]
+    for i in range(300):
+        text = PIDGIN[i % 6] if i % 10 == 0 else f"{PIDGIN[i % 6]} number {i}"  # every 10th row repeats
+        lines.append(f"{text}\t{'positive' if i % 3 else 'negative'}")
+    lines.append("no label column here")
+    train = tmp_path / "big.tsv"
+    train.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = DataConfig(train=str(train), stream="on", split={"validation": 0.1, "test": 0.1})
+    run = RunDir(tmp_path / "run")
+    result = prepare_data(config, run, seed=3)
+    manifest = json.loads(run.manifest.read_text())
+    assert result.streamed and manifest["streamed"] and manifest["input_rows"] == 301
+    kept = {name: read_jsonl(run.split(name)) for name in ("train", "validation", "test")}
+    rejects = read_jsonl(run.rejects)
+    assert sum(map(len, kept.values())) + len(rejects) == 301  # rows in == kept + rejected
+    assert sum(1 for r in rejects if "exact duplicate" in r["reason"]) == 30 - 3  # 30 rows of 3 texts
+    assert 15 <= len(kept["validation"]) <= 45 and 15 <= len(kept["test"]) <= 45
+    assert all(r["prompt"] and r["completion"] in ("positive", "negative") for r in kept["train"])
+    assert set(manifest["languages_in_sample"]) and sum(manifest["languages_in_sample"].values()) == 273
+    again = RunDir(tmp_path / "again")
+    prepare_data(config, again, seed=3)
+    assert run.split("test").read_bytes() == again.split("test").read_bytes()  # seeded: same split

@@ -29,11 +29,12 @@ def data(console: Console, result: Any, run: Any) -> None:
         console.print(f"{len(changes)} rows repaired or flagged (each in {run.data / 'changes.jsonl'})")
     for warning in getattr(result, "warnings", [])[:8]:
         console.print(f"[yellow]warning[/]: {warning}")
-    if result.rejects:
-        rt = Table(title=f"{len(result.rejects)} rows not kept (each in {run.rejects})", show_edge=False)
+    by_reason = result.rejects_by_reason()
+    if by_reason:
+        rt = Table(title=f"{sum(by_reason.values())} rows not kept (each in {run.rejects})", show_edge=False)
         rt.add_column("reason")
         rt.add_column("rows", justify="right")
-        for reason, n in result.rejects_by_reason().most_common():
+        for reason, n in by_reason.most_common():
             rt.add_row(reason, str(n))
         console.print(rt)
 
@@ -159,3 +160,177 @@ def plan(console: Console, result: dict[str, Any], path: Any) -> None:
     )
     console.print(f"[bold]Recommended: {result['recommended']}[/bold]: {result['why']}.")
     console.print(f"Written to {path}")
+
+
+_SPARK = " ▁▂▃▄▅▆▇█"
+
+
+def _spark(counts: list[int]) -> str:
+    """A histogram in one line of block characters, log-scaled: one tall bin must not flatten the rest."""
+    import math
+
+    top = math.log1p(max(counts, default=0)) or 1.0
+    return "".join(_SPARK[math.ceil(8 * math.log1p(n) / top)] if n else "·" for n in counts)
+
+
+def _share(p: float) -> str:
+    """A percentage that never rounds a minority away: 99.6%, 4.2%, 0.078%."""
+    return "100%" if p >= 99.95 else f"{p:.1f}%" if p >= 1 else f"{p:.2g}%"
+
+
+def _top(counts: dict[str, int], k: int = 3) -> str:
+    total = sum(counts.values()) or 1
+    shown = [f"{name} {_share(100 * n / total)}" for name, n in list(counts.items())[:k]]
+    return ", ".join(shown) + (f" +{len(counts) - k}" if len(counts) > k else "")
+
+
+def _inspect_overview(console: Console, result: dict[str, Any]) -> None:
+    table = Table(title=f"{result['kind']} records", show_edge=False)
+    for col, justify in (("split", "left"), ("rows", "right"), ("rejects", "right")):
+        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    table.add_column("languages", overflow="fold")
+    table.add_column("scripts (letters)", overflow="fold")
+    for name in result["splits"]:
+        file = result.get("files", {}).get(name, {})
+        shares = {s: round(v * 1e6) for s, v in result["scripts"][name]["shares"].items()}
+        table.add_row(
+            name,
+            f"{result['counts'][name]:,}",
+            f"{file.get('rejects', 0):,}",
+            _top(result["languages"][name]),
+            _top(shares, 2),
+        )
+    console.print(table)
+
+
+def _inspect_cmi(console: Console, result: dict[str, Any]) -> None:
+    table = Table(title="code-mixing index (0 = one language)", show_edge=False)
+    for col in ("split", "rows measured", "mixed", "mean", "mean if mixed", "0 ... 100 (log)"):
+        table.add_column(col, justify="left" if col in ("split", "0 ... 100 (log)") else "right", no_wrap=True)
+    for name, c in result["cmi"].items():
+        measured = f"{c['rows']:,}" + (f"/{c['of_rows']:,}" if c["rows"] < c["of_rows"] else "")
+        table.add_row(
+            name,
+            measured,
+            _pct(100 * c["mixed_fraction"]),
+            f"{c['mean_cmi']:.1f}",
+            f"{c['mean_cmi_mixed']:.1f}",
+            _spark([n for _, n in c["histogram"]]),
+        )
+    console.print(table)
+
+
+def _inspect_lengths(console: Console, result: dict[str, Any]) -> None:
+    table = Table(title="lengths", show_edge=False)
+    for col in ("split", "field", "unit", "p5", "p50", "p95", "max"):
+        table.add_column(col, justify="left" if col in ("split", "field", "unit") else "right", no_wrap=True)
+    for name, fields in result["lengths"].items():
+        for field, units in fields.items():
+            for unit, p in units.items():
+                table.add_row(name, field, unit, *(f"{p[k]:,}" for k in ("p5", "p50", "p95", "max")))
+    console.print(table)
+
+
+def _inspect_duplicates(console: Console, result: dict[str, Any]) -> None:
+    table = Table(title="duplicates within a split", show_edge=False)
+    for col in ("split", "exact repeats", "near clusters", "rows in them", "largest"):
+        table.add_column(col, justify="left" if col == "split" else "right", no_wrap=True)
+    for name, d in result["duplicates"].items():
+        largest = d["largest"][0]["size"] if d["largest"] else 0
+        table.add_row(name, f"{d['exact']:,}", f"{d['near_clusters']:,}", f"{d['near_rows']:,}", str(largest))
+    console.print(table)
+
+
+def _loc(where: str) -> str:
+    """``train.tsv:12`` for ``/long/path/to/train.tsv:12``: the file name is enough on a terminal."""
+    return where.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _inspect_leaks(console: Console, result: dict[str, Any]) -> None:
+    if not result["leaks"]:
+        return
+    table = Table(title="leaks into later splits", show_edge=False)
+    for col in ("earlier → later", "exact", "near", "leaked"):
+        table.add_column(col, justify="left" if col == "earlier → later" else "right", no_wrap=True)
+    for leak in result["leaks"]:
+        share = _pct(100 * leak["rows"] / leak["of_rows"]) if leak["of_rows"] else "—"
+        pair = f"{leak['earlier']} → {leak['later']}"
+        table.add_row(pair, f"{leak['exact']:,}", f"{leak['near']:,}", f"{leak['rows']:,} ({share})")
+    console.print(table)
+    examples = [e for leak in result["leaks"] for e in leak["exact_examples"][:1] + leak["near_examples"][:1]]
+    for example in examples[:4]:
+        same = "=" if example["jaccard"] == 1.0 else f"≈{example['jaccard']:.2f}"
+        where = f"  e.g. {_loc(example['source'])} {same} {_loc(example['earlier'])}: "
+        if len(where) + 30 > console.width:  # long file names: the text goes on its own line
+            console.print(where.rstrip(), highlight=False)
+            where = "    "
+        room = console.width - len(where) - 1
+        text = example["text"].replace("\n", " ")
+        console.print(f"{where}{text[: room - 1] + '…' if len(text) > room else text}", highlight=False)
+
+
+def _inspect_labels(console: Console, result: dict[str, Any]) -> None:
+    for name, by_language in result["label_by_language"].items():
+        if not by_language:
+            continue
+        labels = sorted({label for row in by_language.values() for label in row})
+        table = Table(title=f"{name}: label × language", show_edge=False)
+        table.add_column("language", no_wrap=True)
+        for label in [*labels, "total"]:
+            table.add_column(label, justify="right", no_wrap=True)
+        rows = list(by_language.items())
+        for lang, row in rows[:8]:
+            table.add_row(lang, *(f"{row.get(label, 0):,}" for label in labels), f"{sum(row.values()):,}")
+        if len(rows) > 8:
+            rest = [sum(row.get(label, 0) for _, row in rows[8:]) for label in labels]
+            table.add_row(f"({len(rows) - 8} more)", *(f"{n:,}" for n in rest), f"{sum(rest):,}")
+        console.print(table)
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row" + ("" if n == 1 else "s")
+
+
+def _inspect_problems(console: Console, result: dict[str, Any]) -> None:
+    for name, h in result["homoglyphs"].items():
+        if h["rows"]:
+            words = ", ".join(f"{w['word']}→{w['suggestion'] or '?'}" for w in h["top"][:6])
+            rows = _rows(h["rows"])
+            console.print(f"[bold]{name}[/]: {rows} with mixed-script words: {words}", highlight=False)
+        if h.get("literal_escapes"):
+            rows = _rows(h["literal_escapes"])
+            console.print(f"[bold]{name}[/]: {rows} with a literal \\n (an escape never decoded)", highlight=False)
+    rejects = result.get("rejects") or {}
+    if rejects.get("total"):
+        table = Table(title=f"{rejects['total']:,} rows rejected", show_edge=False)
+        table.add_column("reason", overflow="fold")
+        table.add_column("rows", justify="right")
+        for reason, n in rejects["by_reason"].items():
+            table.add_row(reason, f"{n:,}")
+        console.print(table)
+    fertility = (result.get("fertility") or {}).get("languages", {})
+    if fertility:
+        table = Table(title=f"tokenizer fertility ({result['settings']['tokenizer']})", show_edge=False)
+        for col in ("language", "rows", "tokens/word", "byte fallback"):
+            table.add_column(col, justify="left" if col == "language" else "right", no_wrap=True)
+        for lang, f in list(fertility.items())[:10]:
+            tpw, bfr = f["tokens_per_word"], f["byte_fallback_rate"]
+            table.add_row(lang, f"{f['rows']:,}", _f(tpw), "—" if bfr is None else _pct(100 * bfr))
+        console.print(table)
+
+
+def inspect(console: Console, result: dict[str, Any]) -> None:
+    """The data inspect report: one compact table per part of the card, each fitting 80 columns."""
+    _inspect_overview(console, result)
+    _inspect_cmi(console, result)
+    _inspect_lengths(console, result)
+    _inspect_duplicates(console, result)
+    _inspect_leaks(console, result)
+    _inspect_labels(console, result)
+    _inspect_problems(console, result)
+    known = result.get("settings", {}).get("identifier_languages")
+    if known:
+        console.print(f"[dim]language ID knows {', '.join(known)}; other languages show as the nearest of these[/]")
+    timings = result.get("timings", {})
+    if timings:
+        console.print(f"[dim]read in {timings['read_s']:.1f} s, profiled in {timings['profile_s']:.1f} s[/]")

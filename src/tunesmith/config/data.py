@@ -181,6 +181,12 @@ class DataConfig(Section):
     dataset_split: str | None = Field(
         None, description="Which split of a datasets.save_to_disk DatasetDict folder to read."
     )
+    stream: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Prepare in one streaming pass with bounded memory (exact dedup, hash-assigned splits, "
+        "language summary from a sample; no near-duplicate detection or stratification). 'auto': when the "
+        "input files exceed 256 MB.",
+    )
     columns: dict[str, str] = Field(
         default_factory=dict,
         description="Map from tunesmith field (text, label, instruction, input, output, prompt, ...) to your "

@@ -63,7 +63,7 @@ def mask_personal(text: str, kinds: Iterable[str]) -> str:
     return text
 
 
-def _repair(record: dict[str, Any], kind: str, mode: str) -> tuple[dict[str, Any], str | None]:
+def homoglyph_step(record: dict[str, Any], kind: str, mode: str) -> tuple[dict[str, Any], str | None]:
     """Homoglyph step: repair (or only find) Greek/Cyrillic look-alikes inside Latin words."""
     from tunesmith.data.homoglyph import (
         find_mixed_script_words,
@@ -125,7 +125,7 @@ def clean_records(
         if cleaned is None:
             rejects.append(Reject(src["file"], src["line"], None, reason or "rejected", _row_view(record)))
             continue
-        cleaned, note = _repair(cleaned, kind, config.homoglyphs)
+        cleaned, note = homoglyph_step(cleaned, kind, config.homoglyphs)
         if note and changes is not None:
             changes.append(Change(src["file"], src["line"], f"homoglyphs ({config.homoglyphs})", note))
         if config.dedup == "exact":

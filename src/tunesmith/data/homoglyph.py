@@ -13,6 +13,7 @@ letters (``ʼ`` in Hausa) have no script of their own here.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import NamedTuple
@@ -108,6 +109,9 @@ _OPEN_E = {"ε": "ɛ", "ԑ": "ɛ"}
 _OPEN_VOWELS = frozenset("ɛƐɔƆ")
 
 
+_REPAIRABLE = re.compile("[\u0370-\u03ff\u1f00-\u1fff\u0400-\u052f]")
+
+
 class MixedWord(NamedTuple):
     """A word whose letters come from more than one script, and its Latin repair when one is known."""
 
@@ -116,8 +120,10 @@ class MixedWord(NamedTuple):
     suggestion: str | None
 
 
+@functools.lru_cache(maxsize=65536)
 def letter_script(ch: str) -> str | None:
-    """The script of a letter (``LATIN``, ``GREEK``, ``CYRILLIC``, ...), or None for non-letters."""
+    """The script of a letter (``LATIN``, ``GREEK``, ``CYRILLIC``, ...), or None for non-letters (cached:
+    this runs on every character of every row)."""
     if unicodedata.category(ch) not in _LETTER_CATEGORIES:
         return None
     base = unicodedata.normalize("NFKD", ch)[0]
@@ -173,7 +179,9 @@ def latin_repair(word: str, open_vowels: bool = False) -> str | None:
 
 def find_mixed_script_words(text: str) -> list[MixedWord]:
     """Every word of ``text`` that mixes scripts, in order, with its scripts and proposed repair."""
-    found = []
+    found: list[MixedWord] = []
+    if text.isascii():  # one script only
+        return found
     open_vowels = uses_open_vowels(text)
     for match in _WORD.finditer(text):
         word = match.group()
@@ -190,6 +198,8 @@ def repair_homoglyphs(text: str) -> tuple[str, list[tuple[str, str]]]:
     The text is otherwise untouched, so the step composes with any normalisation before or after it.
     """
     changes: list[tuple[str, str]] = []
+    if not _REPAIRABLE.search(text):  # every look-alike we map is Greek or Cyrillic
+        return text, changes
     open_vowels = uses_open_vowels(text)
 
     def fix(match: re.Match[str]) -> str:

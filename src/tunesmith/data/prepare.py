@@ -40,8 +40,12 @@ class PrepareResult:
     kind: str = ""
     changes: list[Change] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    reject_counts: Counter[str] | None = None  # a streamed run counts rejects instead of keeping them
+    streamed: bool = False
 
     def rejects_by_reason(self) -> Counter[str]:
+        if self.reject_counts is not None:
+            return self.reject_counts
         return Counter(_reason_class(r.reason) for r in self.rejects)
 
 
@@ -204,6 +208,14 @@ def _convert(records: list[dict[str, Any]], kind: str, config: DataConfig) -> li
 def prepare_data(config: DataConfig, run: RunDir, seed: int = 0) -> PrepareResult:
     """Run stage 1 and write its outputs into ``run.data``; returns counts, rejects and warnings."""
     kind = resolve_kind(config)
+    from tunesmith.data.stream import prepare_streaming, should_stream
+
+    if should_stream(config):
+        run.data.mkdir(parents=True, exist_ok=True)
+        info = prepare_streaming(config, run, kind, seed)
+        return PrepareResult(
+            info["counts"], info["labels"], [], info["input_rows"], kind, reject_counts=info["reasons"], streamed=True
+        )
     changes: list[Change] = []
     splits, rejects, inputs, total = _read_splits(config, kind, changes)
     identifier = None
