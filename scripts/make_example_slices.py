@@ -43,6 +43,24 @@ def main() -> None:
     random.Random(5).shuffle(tiny)
     write(ROOT / "tests" / "assets" / "pcm_train.tsv", tiny)
     write(ROOT / "tests" / "assets" / "pcm_test.tsv", sample(test, 30, 4))
+    language_slices()
+
+
+def language_slices() -> None:
+    """40 train and 20 test rows of each AfriSenti language for the data integration test; the pcm test
+    slice keeps 5 of upstream's test tweets that also occur in train (with their train rows), so the
+    known leak is in the fixture."""
+    for lang in ("hau", "ibo", "pcm", "yor", "arq", "ary"):
+        train, test = read(SHARED / lang / "train.tsv"), read(SHARED / lang / "test.tsv")
+        train_part, test_part = sample(train, 40, 11), sample(test, 20, 12)
+        if lang == "pcm":
+            texts = {r[0]: r for r in train}
+            leaks = sample([r for r in test if r[0] in texts], 5, 13)
+            train_part = sample(train, 35, 11) + [texts[r[0]] for r in leaks]
+            test_part = sample([r for r in test if r[0] not in texts], 15, 12) + leaks
+            random.Random(14).shuffle(test_part)
+        write(ROOT / "tests" / "assets" / "afrisenti" / lang / "train.tsv", train_part)
+        write(ROOT / "tests" / "assets" / "afrisenti" / lang / "test.tsv", test_part)
 
 
 if __name__ == "__main__":

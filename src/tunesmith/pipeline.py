@@ -38,6 +38,7 @@ def run(config: RunConfig, mode: Mode = "new", progress: Any = None, on_stage: A
 
     Under a multi-process launcher the main process prepares the data and evaluates; all processes train.
     """
+    config.check_trainable()
     notify = on_stage or (lambda *_: None)
     resume = mode == "resume"
     prepared: PrepareResult | None = None

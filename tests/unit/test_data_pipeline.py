@@ -126,12 +126,15 @@ def test_prepare_fails_clearly_when_no_row_is_valid(tmp_path: Path) -> None:
         prepare_data(DataConfig(train=str(train)), RunDir(tmp_path / "run"))
 
 
-def test_eval_label_unseen_in_train_is_an_error(tmp_path: Path) -> None:
+def test_eval_label_unseen_in_train_is_kept_with_a_warning(tmp_path: Path) -> None:
     (tmp_path / "tr.tsv").write_text("text\tlabel\na\tpositive\nb\tpositive\n")
     (tmp_path / "te.tsv").write_text("text\tlabel\nc\tnegative\n")
     config = DataConfig(train=str(tmp_path / "tr.tsv"), test=str(tmp_path / "te.tsv"), split={"validation": 0})
-    with pytest.raises(DataError, match="never occur in train"):
-        prepare_data(config, RunDir(tmp_path / "run"))
+    result = prepare_data(config, RunDir(tmp_path / "run"))
+    assert result.labels == ["negative", "positive"] and result.counts["test"] == 1
+    assert any("never occur in train (label shift)" in w for w in result.warnings)
+    labelled = DataConfig(**{**config.model_dump(), "labels": ["positive"]})
+    assert prepare_data(labelled, RunDir(tmp_path / "run2")).counts["test"] == 0  # an explicit set rejects it
 
 
 def test_replay_rows_are_mixed_into_train_only(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from tunesmith.config.schema import CleanConfig, DataConfig, RunConfig
 from tunesmith.data.clean import mask_personal
 from tunesmith.data.format import IGNORE_INDEX, tokenize_example
 from tunesmith.data.prepare import prepare_data
-from tunesmith.errors import DataError
+from tunesmith.errors import ConfigError, DataError
 from tunesmith.rundir import RunDir, read_jsonl
 
 PIDGIN = [
@@ -113,10 +113,10 @@ def test_ranking_converts_to_preference_pairs_within_one_split(tmp_path: Path) -
 
 
 def test_preference_data_is_refused_by_sft_with_a_hint() -> None:
-    with pytest.raises(ValueError, match="data.convert: pairs"):
+    with pytest.raises(ConfigError, match="data.convert: pairs"):
         RunConfig.model_validate(
             {"name": "x", "data": {"train": "x.jsonl", "format": "ranking"}, "train": {"objective": "sft"}}
-        )
+        ).check_trainable()
 
 
 def test_chat_turns_are_labelled_per_loss_on(tiny_model) -> None:

@@ -331,10 +331,25 @@ class RunConfig(Section):
             )
         return self
 
-    @model_validator(mode="after")
-    def _objective_fits_data(self) -> RunConfig:
-        check_objective_kind(self.train.objective, converted_kind(self.data.format, self.data.convert))
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _raw_text_defaults_to_cpt(cls, value: object) -> object:
+        """``data.format: text`` with no objective named means continued pre-training, not SFT."""
+        if isinstance(value, dict) and isinstance(value.get("data"), dict) and value["data"].get("format") == "text":
+            train = value.get("train") or {}
+            if isinstance(train, dict) and "objective" not in train:
+                return {**value, "train": {**train, "objective": "cpt"}}
+        return value
+
+    def check_trainable(self) -> None:
+        """Raise a ConfigError when ``train.objective`` cannot learn from the data's kind (checked by the
+        commands that train, not at load: preparing and inspecting work on every kind)."""
+        from tunesmith.errors import ConfigError
+
+        try:
+            check_objective_kind(self.train.objective, converted_kind(self.data.format, self.data.convert))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     @model_validator(mode="after")
     def _fewshot_needs_answers(self) -> RunConfig:

@@ -229,12 +229,14 @@ def prepare_data(config: DataConfig, run: RunDir, seed: int = 0) -> PrepareResul
     rejects += leaked
 
     labels = config.labels or (sorted({r["label"] for r in splits["train"]}) if kind == "classification" else [])
-    if kind == "classification":
+    if kind == "classification" and not config.labels:
         for name in ("validation", "test"):
-            unseen = {r["label"] for r in splits.get(name, [])} - set(labels)
-            if unseen:
-                raise DataError(
-                    f"{getattr(config, name) or name}: labels {sorted(unseen)} never occur in train {labels}."
+            unseen = sorted({r["label"] for r in splits.get(name, [])} - set(labels))
+            if unseen:  # label shift: score them anyway, and say so
+                labels = sorted({*labels, *unseen})
+                warnings.append(
+                    f"{name} has labels {unseen} that never occur in train (label shift): they stay in the label "
+                    "set, but the model never learns them"
                 )
     sampled_out: dict[str, int] = {}
     for name, n in config.max_rows.items():

@@ -76,6 +76,8 @@ def stratum_warnings(splits: dict[str, list[dict[str, Any]]], keys: list[str], m
     Per-class scores on a handful of rows are noise (pcm ``neutral`` has 72 train rows of 5121), and a
     stratum missing from train cannot be learned: the prepare report should say so before training.
     """
+    if not keys:
+        return []
     counts = {name: Counter(stratum(r, keys) for r in rows) for name, rows in splits.items()}
     strata = sorted(set().union(*counts.values())) if counts else []
     out = []

@@ -14,6 +14,7 @@ RECIPES = {"sft": train_sft, "cpt": train_cpt, "classify": train_classify}
 
 
 def train(config: RunConfig, run: RunDir, resume: bool = False, progress: Any = None) -> dict[str, Any]:
+    config.check_trainable()
     if config.method.name == "fewshot":  # nothing to train: choose the demonstrations
         return choose_demonstrations(config, run)
     return RECIPES[config.train.objective](config, run, resume=resume, progress=progress)
