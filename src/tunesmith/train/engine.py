@@ -110,6 +110,17 @@ def evaluate_loss(
     return distributed.reduce_sum(total, accelerator) / max(distributed.reduce_sum(count, accelerator), 1.0)
 
 
+def _progress_info(loss: float, lr: float, tokens_per_s: float) -> str:
+    """The progress bar's text: loss, learning rate, trained tokens/s, and memory (CUDA peak or CPU RSS)."""
+    from tunesmith.adapters.plan import current_rss
+
+    if torch.cuda.is_available():
+        memory = f"{torch.cuda.max_memory_allocated() / 2**30:.1f}G cuda"
+    else:
+        memory = f"{current_rss() / 2**30:.1f}G"
+    return f"loss {loss:.3f} lr {lr:.1e} {tokens_per_s:,.0f} tok/s {memory}"
+
+
 def fit(
     loss_module: torch.nn.Module,
     train_examples: Sequence[Example],
@@ -280,7 +291,7 @@ def fit(
                 )
                 window_tokens, window_start = 0, now
                 if progress:
-                    progress.update(task, info=f"loss {step_loss:.3f} {tps:,.0f} tok/s")
+                    progress.update(task, info=_progress_info(step_loss, scheduler.get_last_lr()[0], tps))
             if progress:
                 progress.update(task, completed=state.step)
             if config.eval_every and state.step % config.eval_every == 0:
