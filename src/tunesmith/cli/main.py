@@ -123,6 +123,46 @@ def data_prepare(
     show.stage(console, "data", prepare_data(cfg.data, run, seed=cfg.seed), run)
 
 
+def _columns(pairs: list[str] | None) -> dict[str, str]:
+    """``--column text=tweet`` options as a field -> column map."""
+    out = {}
+    for pair in pairs or []:
+        field, sep, column = pair.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise ConfigError(f"--column takes field=column (e.g. text=tweet), not '{pair}'.")
+        out[field.strip()] = column.strip()
+    return out
+
+
+@data_app.command("inspect")
+def data_inspect(
+    files: Annotated[list[Path], typer.Argument(help="Data files or folders; each is a split named by its stem.")],
+    kind: Annotated[str, typer.Option("--kind", help="Record kind; auto detects it from the columns.")] = "auto",
+    column: Annotated[list[str] | None, typer.Option("--column", help="Map a field to a column: text=tweet")] = None,
+    paragraphs: Annotated[bool, typer.Option("--paragraphs", help=".txt: one document per paragraph")] = False,
+    tokenizer: Annotated[
+        str | None, typer.Option("--tokenizer", help="tokenizer.json, its folder or a model name: adds fertility")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the card (JSON) to this file.")] = None,
+    html_out: Annotated[Path | None, typer.Option("--html", help="Write the card (HTML) to this file.")] = None,
+) -> None:
+    """Profile data files without a config: kind, languages, scripts, CMI, duplicates, leaks, lengths, labels."""
+    from tunesmith.data.card import render_card
+    from tunesmith.data.inspect import inspect_files
+    from tunesmith.rundir import atomic_write_text, write_json
+
+    text_mode = "paragraph" if paragraphs else "line"
+    with console.status("profiling"):
+        result = inspect_files(files, kind=kind, columns=_columns(column), text_mode=text_mode, tokenizer=tokenizer)
+    show.inspect(console, result)
+    if json_out:
+        write_json(json_out, result)
+        console.print(f"wrote {json_out}")
+    if html_out:
+        atomic_write_text(html_out, render_card(result, f"data card: {', '.join(f.name for f in files)}"))
+        console.print(f"wrote {html_out}")
+
+
 def _attach(target: Path, overrides: list[str] | None) -> tuple[Any, Any]:
     """The config and run dir that the main process set up (a non-main training process writes nothing)."""
     from tunesmith.pipeline import run_dir_for

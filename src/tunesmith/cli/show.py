@@ -233,11 +233,12 @@ def _inspect_lengths(console: Console, result: dict[str, Any]) -> None:
 
 def _inspect_duplicates(console: Console, result: dict[str, Any]) -> None:
     table = Table(title="duplicates within a split", show_edge=False)
-    for col in ("split", "exact repeats", "near clusters", "rows in them", "largest"):
+    for col in ("split", "exact", "other label", "near clusters", "rows in them", "largest"):
         table.add_column(col, justify="left" if col == "split" else "right", no_wrap=True)
     for name, d in result["duplicates"].items():
         largest = d["largest"][0]["size"] if d["largest"] else 0
-        table.add_row(name, f"{d['exact']:,}", f"{d['near_clusters']:,}", f"{d['near_rows']:,}", str(largest))
+        counts = (d["exact"], d.get("label_conflicts", 0), d["near_clusters"], d["near_rows"], largest)
+        table.add_row(name, *(f"{n:,}" for n in counts))
     console.print(table)
 
 
