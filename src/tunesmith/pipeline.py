@@ -8,7 +8,7 @@ from typing import Any
 
 from tunesmith.config.load import dump_config
 from tunesmith.config.schema import RunConfig
-from tunesmith.data.prepare import PrepareResult, config_digest, prepare_data
+from tunesmith.data.prepare import PrepareResult, card_tokenizer, config_digest, prepare_data
 from tunesmith.eval.run import evaluate
 from tunesmith.rundir import Mode, RunDir, atomic_write_text, open_run_dir
 from tunesmith.train import distributed
@@ -45,7 +45,9 @@ def run(config: RunConfig, mode: Mode = "new", progress: Any = None, on_stage: A
     with distributed.main_first() as main:
         run_dir = start_run(config, mode) if main else RunDir(run_dir_for(config))
         if main and not (resume and _data_is_current(config, run_dir)):
-            prepared = prepare_data(config.data, run_dir, seed=config.seed)
+            prepared = prepare_data(
+                config.data, run_dir, seed=config.seed, tokenizer=card_tokenizer(config.model.base)
+            )
     notify("data", prepared, run_dir)
     if resume and run_dir.train_summary.is_file():
         summary = json.loads(run_dir.train_summary.read_text())

@@ -53,6 +53,10 @@ def test_afrisenti_slice_languages_and_leaks(tmp_path: Path, lang: str) -> None:
     leaks = [r for r in rejects if r["reason"].startswith("test row also in")]  # train, or validation carved from it
     assert len(leaks) == (5 if lang == "pcm" else 0), [r["reason"] for r in leaks]
     assert all("train.tsv:" in r["reason"] for r in leaks)  # each names the train row it repeats
+    card = json.loads((data / "card.json").read_text())
+    assert card["kind"] == "classification" and set(card["splits"]) >= {"train", "test"}
+    html = (data / "card.html").read_text()
+    assert "<svg" in html and "<script>" not in html
 
 
 def test_ntrex_yoruba_homoglyphs_are_repaired_and_listed(tmp_path: Path) -> None:

@@ -115,12 +115,14 @@ def data_prepare(
     config: Path, set_: SetOpt = None, resume: ResumeOpt = False, overwrite: OverwriteOpt = False
 ) -> None:
     """Read, validate, clean and split the data; write data/ (splits, manifest, rejects) in the run dir."""
-    from tunesmith.data.prepare import prepare_data
+    from tunesmith.data.prepare import card_tokenizer, prepare_data
     from tunesmith.pipeline import start_run
 
     cfg = _load(config, set_)
     run = start_run(cfg, _mode(resume, overwrite))
-    show.stage(console, "data", prepare_data(cfg.data, run, seed=cfg.seed), run)
+    show.stage(
+        console, "data", prepare_data(cfg.data, run, seed=cfg.seed, tokenizer=card_tokenizer(cfg.model.base)), run
+    )
 
 
 def _columns(pairs: list[str] | None) -> dict[str, str]:
@@ -200,7 +202,7 @@ def train_cmd(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Stages 3-4: fine-tune (prepares the data first when the run dir has none)."""
-    from tunesmith.data.prepare import prepare_data
+    from tunesmith.data.prepare import card_tokenizer, prepare_data
     from tunesmith.train import distributed
     from tunesmith.train.recipe import train
 
@@ -218,7 +220,12 @@ def train_cmd(
                 for path in (run.checkpoints, run.adapter, run.model, run.metrics, run.train_summary):
                     shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             if not run.manifest.is_file():
-                show.stage(console, "data", prepare_data(cfg.data, run, seed=cfg.seed), run)
+                show.stage(
+                    console,
+                    "data",
+                    prepare_data(cfg.data, run, seed=cfg.seed, tokenizer=card_tokenizer(cfg.model.base)),
+                    run,
+                )
     _quiet_libraries()
     with _progress() if main else contextlib.nullcontext() as progress:
         summary = train(cfg, run, resume=mode == "resume", progress=progress)

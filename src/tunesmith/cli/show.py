@@ -24,6 +24,8 @@ def data(console: Console, result: Any, run: Any) -> None:
     console.print(table)
     kind = f"{result.kind} records; " if getattr(result, "kind", "") else ""
     console.print(f"{kind}labels: {', '.join(result.labels) or '—'}; {result.input_rows} input rows")
+    if (run.data / "card.html").is_file():
+        console.print(f"data card: {run.data / 'card.html'} (and card.json)")
     changes = getattr(result, "changes", [])
     if changes:
         console.print(f"{len(changes)} rows repaired or flagged (each in {run.data / 'changes.jsonl'})")

@@ -205,8 +205,43 @@ def _convert(records: list[dict[str, Any]], kind: str, config: DataConfig) -> li
     return [i for r in records for i in parallel_to_instructions(r)]
 
 
-def prepare_data(config: DataConfig, run: RunDir, seed: int = 0) -> PrepareResult:
-    """Run stage 1 and write its outputs into ``run.data``; returns counts, rejects and warnings."""
+def card_tokenizer(base: str) -> Any:
+    """The tokenizer of ``model.base`` for the card's fertility table, or None where it cannot be had
+    offline (a hub id on a machine without network): the card then leaves fertility out."""
+    from tunesmith.data.inspect import load_tokenizer
+    from tunesmith.errors import TunesmithError
+
+    try:
+        return load_tokenizer(base)
+    except (TunesmithError, OSError, ValueError):
+        return None
+
+
+def write_data_card(
+    splits: dict[str, list[dict[str, Any]]],
+    kind: str,
+    run: RunDir,
+    *,
+    identifier: Any,
+    tokenizer: Any,
+    rejects: list[Reject],
+    near: float | None,
+) -> None:
+    """``card.json`` + ``card.html``: languages, scripts, CMI, lengths, labels, duplicates, leaks, rejects."""
+    from tunesmith.data.card import write_card
+    from tunesmith.data.profile import profile_dataset
+
+    card = profile_dataset(
+        splits, kind, identifier=identifier, tokenizer=tokenizer, rejects=rejects, near_threshold=near or 0.8
+    )
+    write_card(card, run.data, title=run.root.name)
+
+
+def prepare_data(config: DataConfig, run: RunDir, seed: int = 0, tokenizer: Any = None) -> PrepareResult:
+    """Run stage 1 and write its outputs into ``run.data``; returns counts, rejects and warnings.
+
+    ``tokenizer`` (optional) adds tokens-per-word and byte-fallback rates per language to the data card.
+    """
     kind = resolve_kind(config)
     from tunesmith.data.stream import prepare_streaming, should_stream
 
@@ -270,6 +305,15 @@ def prepare_data(config: DataConfig, run: RunDir, seed: int = 0) -> PrepareResul
         outputs[name] = {"rows": len(rows), "sha256": sha256_file(run.split(name))}
     write_jsonl(run.rejects, [r.to_json() for r in rejects])
     write_jsonl(run.data / "changes.jsonl", [c.to_json() for c in changes])
+    write_data_card(
+        splits,
+        out_kind,
+        run,
+        identifier=identifier,
+        tokenizer=tokenizer,
+        rejects=rejects,
+        near=config.clean.near_dup,
+    )
     result = PrepareResult({n: len(r) for n, r in splits.items()}, labels, rejects, total, out_kind, changes, warnings)
     write_json(
         run.manifest,
