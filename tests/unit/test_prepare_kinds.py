@@ -191,3 +191,18 @@ def test_streaming_prepare_keeps_every_row_accounted_for(tmp_path: Path) -> None
     again = RunDir(tmp_path / "again")
     prepare_data(config, again, seed=3)
     assert run.split("test").read_bytes() == again.split("test").read_bytes()  # seeded: same split
+
+
+def test_strict_fails_on_rejects_and_splits_are_also_arrow(tmp_path: Path) -> None:
+    rows = [{"text": f"{t} {i}", "label": "positive" if i % 2 else "negative"} for i, t in enumerate(PIDGIN + HAUSA)]
+    train = _write_jsonl(tmp_path / "train.jsonl", [*rows, {"text": "", "label": "positive"}])
+    config = DataConfig(train=str(train), split={"test": 0.25})
+    run = RunDir(tmp_path / "run")
+    prepare_data(config, run)  # one empty row: rejected, not fatal
+    from datasets import Dataset
+
+    arrow = Dataset.from_file(str(run.split("train").with_suffix(".arrow")))
+    assert arrow.num_rows == len(read_jsonl(run.split("train"))) and "prompt" in arrow.column_names
+    with pytest.raises(DataError, match=r"data.strict: 1 rows were rejected: empty value \(1\)"):
+        prepare_data(config.model_copy(update={"strict": True}), RunDir(tmp_path / "strict"))
+    assert read_jsonl(RunDir(tmp_path / "strict").rejects)  # written before failing

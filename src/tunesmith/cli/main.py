@@ -112,13 +112,17 @@ def run_cmd(config: Path, set_: SetOpt = None, resume: ResumeOpt = False, overwr
 
 @data_app.command("prepare")
 def data_prepare(
-    config: Path, set_: SetOpt = None, resume: ResumeOpt = False, overwrite: OverwriteOpt = False
+    config: Path,
+    set_: SetOpt = None,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail if any row is rejected.")] = False,
 ) -> None:
-    """Read, validate, clean and split the data; write data/ (splits, manifest, rejects) in the run dir."""
+    """Read, validate, clean and split the data; write data/ (splits, manifest, rejects, card) in the run dir."""
     from tunesmith.data.prepare import card_tokenizer, prepare_data
     from tunesmith.pipeline import start_run
 
-    cfg = _load(config, set_)
+    cfg = _load(config, [*(set_ or []), *(["data.strict=true"] if strict else [])])
     run = start_run(cfg, _mode(resume, overwrite))
     show.stage(
         console, "data", prepare_data(cfg.data, run, seed=cfg.seed, tokenizer=card_tokenizer(cfg.model.base)), run

@@ -187,6 +187,9 @@ class DataConfig(Section):
         "language summary from a sample; no near-duplicate detection or stratification). 'auto': when the "
         "input files exceed 256 MB.",
     )
+    strict: bool = Field(
+        False, description="Fail when any row is rejected (after writing rejects.jsonl), instead of going on."
+    )
     columns: dict[str, str] = Field(
         default_factory=dict,
         description="Map from tunesmith field (text, label, instruction, input, output, prompt, ...) to your "

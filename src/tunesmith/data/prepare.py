@@ -237,6 +237,29 @@ def write_data_card(
     write_card(card, run.data, title=run.root.name)
 
 
+def write_arrow(path: Path, rows: list[dict[str, Any]]) -> bool:
+    """The split as an Arrow stream file (``datasets.Dataset.from_file`` reads it); False when the rows'
+    types cannot share one Arrow schema (the JSONL beside it is then the only copy)."""
+    import pyarrow as pa
+
+    try:
+        table = pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return False
+    tmp = path.with_name(f".{path.name}.tmp")
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    tmp.replace(path)
+    return True
+
+
+def check_strict(config: DataConfig, reasons: Counter[str], run: RunDir) -> None:
+    """``data.strict``: any reject is an error (the rejects file is already written for inspection)."""
+    if config.strict and reasons:
+        top = "; ".join(f"{reason} ({n})" for reason, n in reasons.most_common(5))
+        raise DataError(f"data.strict: {sum(reasons.values())} rows were rejected: {top}. Each is in {run.rejects}.")
+
+
 def prepare_data(config: DataConfig, run: RunDir, seed: int = 0, tokenizer: Any = None) -> PrepareResult:
     """Run stage 1 and write its outputs into ``run.data``; returns counts, rejects and warnings.
 
@@ -248,6 +271,7 @@ def prepare_data(config: DataConfig, run: RunDir, seed: int = 0, tokenizer: Any 
     if should_stream(config):
         run.data.mkdir(parents=True, exist_ok=True)
         info = prepare_streaming(config, run, kind, seed)
+        check_strict(config, info["reasons"], run)
         return PrepareResult(
             info["counts"], info["labels"], [], info["input_rows"], kind, reject_counts=info["reasons"], streamed=True
         )
@@ -303,6 +327,8 @@ def prepare_data(config: DataConfig, run: RunDir, seed: int = 0, tokenizer: Any 
             rows += replay_rows
         write_jsonl(run.split(name), rows)
         outputs[name] = {"rows": len(rows), "sha256": sha256_file(run.split(name))}
+        if write_arrow(run.split(name).with_suffix(".arrow"), rows):
+            outputs[name]["arrow"] = run.split(name).with_suffix(".arrow").name
     write_jsonl(run.rejects, [r.to_json() for r in rejects])
     write_jsonl(run.data / "changes.jsonl", [c.to_json() for c in changes])
     write_data_card(
@@ -337,4 +363,5 @@ def prepare_data(config: DataConfig, run: RunDir, seed: int = 0, tokenizer: Any 
             "config_sha256": config_digest(config, seed),
         },
     )
+    check_strict(config, result.rejects_by_reason(), run)
     return result
