@@ -59,11 +59,16 @@ def as_text(value: Any, column: str, required: bool = True, what: str = "value")
     return text
 
 
-def _texts(value: Any, column: str) -> list[str]:
+def _items(value: Any, column: str) -> list[Any]:
+    """A list field's items (a JSON list, or a JSON string holding one), or the reason it is not one."""
     try:
-        items = as_list(value)
+        return as_list(value)
     except ValueError as exc:
         raise Invalid(column, str(exc)) from None
+
+
+def _texts(value: Any, column: str) -> list[str]:
+    items = _items(value, column)
     if len(items) < 2:
         raise Invalid(column, f"needs at least 2 items, got {len(items)}")
     texts = [as_text(item, column, what=f"item {i}") for i, item in enumerate(items)]
@@ -89,10 +94,7 @@ def as_int(value: Any) -> int | None:
 
 
 def _ranks(value: Any, column: str) -> list[int]:
-    try:
-        items = as_list(value)
-    except ValueError as exc:
-        raise Invalid(column, str(exc)) from None
+    items = _items(value, column)
     ranks = []
     for i, item in enumerate(items):
         rank = as_int(item)
