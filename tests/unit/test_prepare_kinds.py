@@ -206,3 +206,23 @@ def test_strict_fails_on_rejects_and_splits_are_also_arrow(tmp_path: Path) -> No
     with pytest.raises(DataError, match=r"data.strict: 1 rows were rejected: empty value \(1\)"):
         prepare_data(config.model_copy(update={"strict": True}), RunDir(tmp_path / "strict"))
     assert read_jsonl(RunDir(tmp_path / "strict").rejects)  # written before failing
+
+
+def test_keep_together_puts_each_document_in_one_split(tmp_path: Path) -> None:
+    rows = [{"text": f"{t} sentence {i}", "doc": f"d{i // 4}"} for i, t in enumerate((PIDGIN + HAUSA) * 4)]
+    train = _write_jsonl(tmp_path / "docs.jsonl", rows)
+    config = DataConfig(
+        train=str(train),
+        format="text",
+        groups=["doc"],
+        clean=CleanConfig(near_dup=None),
+        split={"validation": 0.2, "test": 0.2, "stratify": [], "keep_together": "doc"},
+    )
+    run = RunDir(tmp_path / "run")
+    prepare_data(config, run)
+    where: dict[str, set[str]] = {}
+    for name in ("train", "validation", "test"):
+        for r in read_jsonl(run.split(name)):
+            where.setdefault(r["groups"]["doc"], set()).add(name)
+    assert len(where) == 12 and all(len(splits) == 1 for splits in where.values())
+    assert {n for s in where.values() for n in s} == {"train", "validation", "test"}

@@ -115,6 +115,11 @@ class SplitConfig(Section):
     group_near_dups: bool = Field(
         True, description="Keep each cluster of near-duplicate rows inside one split, so none straddles two."
     )
+    keep_together: str | None = Field(
+        None,
+        description="A group column (listed in data.groups) whose rows always share a split, e.g. the document "
+        "id of sentences from one article (NTREX), so no document straddles train and test.",
+    )
     min_per_stratum: int = Field(
         20, ge=0, description="Warn (in the manifest and the card) about strata with fewer rows than this in a split."
     )

@@ -173,11 +173,15 @@ def _carve(
     }
     near = config.clean.near_dup
     if fractions:
+        train = splits["train"]
         clusters = None
         if config.split.group_near_dups and near is not None:
             from tunesmith.data.dedup import record_clusters
 
-            clusters = record_clusters(splits["train"], kind, near)
+            clusters = record_clusters(train, kind, near)
+        if config.split.keep_together:
+            together = _group_ids(train, config.split.keep_together)
+            clusters = together if clusters is None else _merge_clusters(clusters, together)
         splits = {**splits, **stratified_split(splits["train"], fractions, config.split.stratify, seed, clusters)}
     leaked: list[Reject] = []
     if config.split.remove_leaks:
@@ -191,6 +195,34 @@ def _carve(
                 "together in train or removed as leaks; templated data may need clean.near_dup: null",
             )
     return splits, leaked, warnings
+
+
+def _group_ids(records: list[dict[str, Any]], column: str) -> list[int]:
+    """A cluster id per record from a group column: rows sharing a value (one document) stay together."""
+    first: dict[str, int] = {}
+    ids = []
+    for i, r in enumerate(records):
+        value = r.get("groups", {}).get(column)
+        if value is None:
+            raise DataError(f"split.keep_together: '{column}' must also be listed in data.groups.")
+        ids.append(first.setdefault(value, i))
+    return ids
+
+
+def _merge_clusters(a: list[int], b: list[int]) -> list[int]:
+    """Cluster ids where rows are together if either partition puts them together (union-find)."""
+    parent = list(range(len(a)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for ids in (a, b):
+        for i, c in enumerate(ids):
+            parent[find(i)] = find(c)
+    return [find(i) for i in range(len(a))]
 
 
 def _convert(records: list[dict[str, Any]], kind: str, config: DataConfig) -> list[dict[str, Any]]:
