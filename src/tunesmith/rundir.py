@@ -46,6 +46,11 @@ class RunDir:
         return self.data / f"{name}.jsonl"
 
     @property
+    def vocab(self) -> Path:
+        """The tokens that vocabulary extension (``model.new_tokens``) added, and the fertility they saved."""
+        return self.data / "vocab.json"
+
+    @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 

@@ -14,8 +14,8 @@ from tunesmith.config.schema import DoraMethod
 SAVES_ADAPTER = True
 
 
-def apply(model: Any, config: DoraMethod) -> Any:
-    return lora.apply(model, config, use_dora=True)
+def apply(model: Any, config: DoraMethod, **peft_options: Any) -> Any:
+    return lora.apply(model, config, use_dora=True, **peft_options)
 
 
 save = lora.save

@@ -79,7 +79,10 @@ def skip_input_casts(model: Any) -> int:
 
 
 def save(model: Any, out_dir: Path) -> None:
-    model.save_pretrained(out_dir)
+    """Save the adapter. With trainable token rows (vocabulary extension) the adapter already holds those rows,
+    so PEFT is told not to add a copy of the whole resized embedding matrix (113 MB for SmolLM2)."""
+    trains_tokens = any(getattr(c, "trainable_token_indices", None) for c in model.peft_config.values())
+    model.save_pretrained(out_dir, **({"save_embedding_layers": False} if trains_tokens else {}))
 
 
 def load(base_model: Any, out_dir: Path) -> Any:

@@ -40,6 +40,17 @@ class ModelConfig(Section):
     chat_template: str | None = Field(
         None, description="Override the tokenizer's chat template with this Jinja file (path)."
     )
+    new_tokens: int = Field(
+        0,
+        ge=0,
+        description="Vocabulary extension (0: off): learn up to this many whole words from the training split that "
+        "the tokenizer splits into 3+ pieces, add them as tokens (each new embedding row starts as the mean of its "
+        "old pieces' rows) and train the new rows. Fewer tokens per word; see <run>/data/vocab.json. Needs a BPE "
+        "tokenizer, train.objective sft or cpt, and method lora, dora or full.",
+    )
+    new_tokens_min_count: int = Field(
+        5, ge=1, description="Learn only words seen at least this often (a rarer word's new row has too few uses)."
+    )
 
 
 class LoraMethod(Section):
@@ -179,6 +190,7 @@ class FewshotMethod(Section):
 
 
 PROMPT_LEARNING = ("prompt", "prefix", "ptuning")
+VOCAB_METHODS = ("lora", "dora", "full")  # the methods that can train new embedding rows (model.new_tokens)
 
 MethodConfig = Annotated[
     LoraMethod
@@ -350,6 +362,16 @@ class RunConfig(Section):
             check_objective_kind(self.train.objective, converted_kind(self.data.format, self.data.convert))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _new_tokens_need_causal_lm(self) -> RunConfig:
+        if self.model.new_tokens and (self.train.objective == "classify" or self.method.name not in VOCAB_METHODS):
+            raise ValueError(
+                "model.new_tokens adds tokens to a causal LM and trains their embedding rows: it works with "
+                f"train.objective sft or cpt and method {', '.join(VOCAB_METHODS)} (not objective "
+                f"{self.train.objective} with method {self.method.name}); or set model.new_tokens: 0"
+            )
+        return self
 
     @model_validator(mode="after")
     def _fewshot_needs_answers(self) -> RunConfig:

@@ -17,11 +17,12 @@ def _perplexity_lines(report: dict[str, Any]) -> list[str]:
         f"Split `{report['split']}`, {report['rows']} rows. Scoring: {report['scoring']}. "
         f"Base model: `{report['base_model']}`.",
         "",
-        "| model | loss | perplexity | tokens |",
-        "|---|---|---|---|",
+        "| model | loss | perplexity | tokens | nll / word |",
+        "|---|---|---|---|---|",
     ]
     for name, m in report["models"].items():
-        lines.append(f"| {name} | {_fmt(m['loss'])} | {m['perplexity']:.2f} | {m['tokens']:,} |")
+        per_word = _fmt(m.get("nll_per_word"))
+        lines.append(f"| {name} | {_fmt(m['loss'])} | {m['perplexity']:.2f} | {m['tokens']:,} | {per_word} |")
     return lines
 
 

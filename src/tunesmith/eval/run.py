@@ -94,6 +94,16 @@ def _perplexity_examples(rows: list[dict[str, Any]], tokenizer: Any, kind: str, 
     return examples
 
 
+def _scored_words(row: dict[str, Any], kind: str) -> int:
+    """Whitespace words of the text a perplexity score covers (the raw text, or the answers): the loss per word
+    compares models whose tokenizers differ (vocabulary extension), where the loss per token cannot."""
+    if kind == "text":
+        return len(row["text"].split())
+    if "completion" in row:
+        return len(row["completion"].split())
+    return sum(len(m["content"].split()) for m in row.get("messages", []) if m.get("role") == "assistant")
+
+
 def _evaluate_head(
     config: RunConfig,
     run: RunDir,
@@ -175,16 +185,17 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
 
     if kind == "classification":
 
-        def score(model: Any, name: str) -> dict[str, Any]:
-            return _evaluate_model(model, tokenizer, rows, labels, config, autocast, progress, name)
+        def score(model: Any, name: str, tok: Any = tokenizer) -> dict[str, Any]:
+            return _evaluate_model(model, tok, rows, labels, config, autocast, progress, name)
 
         base_name = "base zero-shot"
     else:
         examples = _perplexity_examples(rows, tokenizer, kind, config.train.max_length)
+        words = sum(_scored_words(r, kind) for r in rows)
 
-        def score(model: Any, name: str) -> dict[str, Any]:
+        def score(model: Any, name: str, tok: Any = tokenizer) -> dict[str, Any]:
             t0 = time.perf_counter()
-            exs = examples
+            exs = examples if tok is tokenizer else _perplexity_examples(rows, tok, kind, config.train.max_length)
             if hasattr(model, "tunesmith_fewshot"):  # the same answers, after the demonstrations
                 contexts = model.tunesmith_fewshot.messages([r["prompt"] for r in rows])
                 exs = [
@@ -192,8 +203,9 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
                     for r, c in zip(rows, contexts, strict=True)
                 ]
             out: dict[str, Any] = held_out_loss(
-                model, exs, tokenizer.pad_token_id, config.eval.batch_tokens, autocast, progress, f"eval: {name}"
+                model, exs, tok.pad_token_id, config.eval.batch_tokens, autocast, progress, f"eval: {name}"
             )
+            out["nll_per_word"] = out["loss"] * out["tokens"] / max(words, 1)  # comparable across tokenizers
             out["seconds"] = round(time.perf_counter() - t0, 1)
             return out
 
@@ -206,8 +218,13 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
         if kind == "classification" or kind == "instruction":
             name = f"base {shots[baseline]}-shot"
             results[name] = _with_demonstrations(base, run, config, shots[baseline], lambda m, n=name: score(m, n))
+    tuned_tokenizer = tokenizer
+    if config.model.new_tokens:  # the adapter holds the new rows; the base needs room for them first
+        from tunesmith.models.vocab import resize_to_saved
+
+        tuned_tokenizer = resize_to_saved(base, trained_dir)
     tuned = for_inference(method.load(base, trained_dir))
-    results[f"tuned ({config.method.name})"] = score(tuned, "tuned")
+    results[f"tuned ({config.method.name})"] = score(tuned, "tuned", tuned_tokenizer)
     report: dict[str, Any] = {
         "run": config.name,
         "task": "labels" if kind == "classification" else "perplexity",
@@ -225,6 +242,8 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
         )
     else:
         report["scoring"] = "mean loss per " + ("token of held-out text" if kind == "text" else "completion token")
+        if config.model.new_tokens:
+            report["scoring"] += "; the tuned model reads with its extended vocabulary: compare nll per word"
     if run.train_summary.is_file():
         report["training"] = json.loads(run.train_summary.read_text())
     write_report(report, run.eval, rows)

@@ -12,9 +12,9 @@ from typing import Any
 
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.format import chunk_example, tokenize_example
-from tunesmith.errors import TrainingError
+from tunesmith.errors import ConfigError, TrainingError
 from tunesmith.models.load import load_model
-from tunesmith.rundir import RunDir, read_jsonl
+from tunesmith.rundir import RunDir, read_jsonl, write_json
 from tunesmith.train import distributed, lifecycle
 from tunesmith.train.packing import use_segment_attention
 from tunesmith.train.sft.loss import CausalLMLoss
@@ -75,6 +75,73 @@ def class_weights(rows: list[dict[str, Any]]) -> dict[str, float]:
     return {label: len(labelled) / (len(counts) * n) for label, n in counts.items()}
 
 
+def row_texts(row: dict[str, Any]) -> list[str]:
+    """The texts a causal-LM row trains on: chat turns, prompt and completion, or raw text."""
+    if "messages" in row:
+        turns = row["messages"]
+    elif "prompt" in row:
+        prompt = row["prompt"]
+        turns = [{"content": prompt}] if isinstance(prompt, str) else prompt
+        turns = [*turns, {"content": row["completion"]}]
+    else:
+        turns = [{"content": row.get("text", "")}]
+    return [t["content"] for t in turns if isinstance(t.get("content"), str)]
+
+
+def _texts_and_languages(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    pairs = [(t, r.get("detected", {}).get("language", "")) for r in rows for t in row_texts(r)]
+    return [t for t, _ in pairs], [lang for _, lang in pairs]
+
+
+def extend_vocabulary(
+    config: RunConfig, run: RunDir, model: Any, tokenizer: Any, train_rows: list[dict[str, Any]], val_rows: list
+) -> list[int]:
+    """Learn ``model.new_tokens`` words from the training split, add them (see :mod:`tunesmith.models.vocab`),
+    and write ``data/vocab.json``: the tokens, their ids, and tokens per word before and after, overall and
+    per detected language, on the training split and on the validation split (text the tokens never saw)."""
+    from tokenizers import Tokenizer
+
+    from tunesmith.models import vocab
+
+    texts = _texts_and_languages(train_rows)[0]
+    try:
+        tokens = vocab.learn_tokens(texts, tokenizer, config.model.new_tokens, config.model.new_tokens_min_count)
+        before = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        ids = vocab.extend(model, tokenizer, tokens) if tokens else []
+    except ValueError as exc:
+        raise ConfigError(f"model.new_tokens: {exc}") from None
+    if distributed.is_main():
+        fertility = {}
+        for split, rows in (("train", train_rows), ("validation", val_rows)):
+            if rows:
+                split_texts, split_languages = _texts_and_languages(rows)
+                fertility[split] = vocab.fertility_change(split_texts, before, tokenizer, split_languages)
+        entries = [
+            {"token": t, "text": tokenizer.decode([i]), "id": i, "old_pieces": len(before.model.tokenize(t))}
+            for t, i in zip(tokens, ids, strict=True)
+        ]
+        write_json(
+            run.vocab,
+            {
+                "requested": config.model.new_tokens,
+                "min_count": config.model.new_tokens_min_count,
+                "added": len(ids),
+                "tokens": entries,
+                "fertility": fertility,
+            },
+        )
+    return ids
+
+
+def _train_rows(config: RunConfig, model: Any, ids: list[int]) -> dict[str, Any]:
+    """The LoRA/DoRA option that trains the new embedding rows (full tuning trains every row anyway)."""
+    if not ids or config.method.name not in ("lora", "dora"):
+        return {}
+    from tunesmith.models.vocab import trainable_token_targets
+
+    return {"trainable_token_indices": trainable_token_targets(model, ids)}
+
+
 def train_causal_lm(
     config: RunConfig, run: RunDir, resume: bool = False, progress: Any = None, chunk_long: bool = False
 ) -> dict[str, Any]:
@@ -88,6 +155,8 @@ def train_causal_lm(
         progress.update(task, completed=1)
     train_rows = read_jsonl(run.split("train"))
     val_rows = read_jsonl(run.split("validation")) if run.split("validation").is_file() else []
+    new_ids = extend_vocabulary(config, run, model, tokenizer, train_rows, val_rows) if config.model.new_tokens else []
+    vocab_summary: dict[str, Any] = {"new_tokens": len(new_ids)} if config.model.new_tokens else {}
     labelled = bool(train_rows) and "label" in train_rows[0]
     weights = class_weights(train_rows) if tc.class_weights == "balanced" and labelled else None
     tokenize = partial(
@@ -117,5 +186,7 @@ def train_causal_lm(
         precision,
         resume,
         progress,
+        method_options=_train_rows(config, model, new_ids),
         class_weights=weights,
+        **vocab_summary,
     )

@@ -42,13 +42,15 @@ def train(
     resume: bool = False,
     progress: Any = None,
     collate_fn: Callable[[Any], Any] | None = None,
+    method_options: dict[str, Any] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """Apply the tuning method, run the engine into the run dir, and finish (see :func:`finish`).
 
     Gradient checkpointing (if asked) is switched on first, the method's random init is seeded, and the
     frozen base is stored in bf16 where :func:`compact_frozen_base` allows. ``make_loss(model)`` builds the
-    objective's loss module around the tuned model.
+    objective's loss module around the tuned model. ``method_options`` go to the method's ``apply`` (the
+    new vocabulary rows that LoRA should train, say), since only the recipe knows them.
     """
     from tunesmith.adapters import get_method
 
@@ -56,7 +58,7 @@ def train(
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     method = get_method(config.method.name)
     env.set_seed(config.seed)  # the adapter's random init does not depend on what loading consumed
-    model = method.apply(model, config.method)
+    model = method.apply(model, config.method, **(method_options or {}))
     compact_frozen_base(model, method, config, precision)
     started = time.perf_counter()
     result = fit(
