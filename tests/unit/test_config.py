@@ -114,3 +114,20 @@ def test_every_method_name_validates() -> None:
 
     for name in METHODS:
         assert validate_config(_raw(method={"name": name})).method.name == name
+
+
+def test_shot_baselines_are_refused_for_raw_text() -> None:
+    import pytest
+
+    from tunesmith.config.schema import RunConfig
+
+    with pytest.raises(ValueError, match="put solved training examples in front of each query"):
+        RunConfig.model_validate(
+            {
+                "name": "x",
+                "data": {"train": "t.txt", "format": "text"},
+                "eval": {"baselines": ["zero-shot", "few-shot"]},
+            }
+        )
+    ok = RunConfig.model_validate({"name": "x", "data": {"train": "t.tsv"}, "eval": {"baselines": ["few-shot"]}})
+    assert ok.eval.baselines == ["few-shot"]

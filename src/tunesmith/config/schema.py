@@ -383,6 +383,17 @@ class RunConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _shot_baselines_need_answers(self) -> RunConfig:
+        shots = [b for b in self.eval.baselines if b != "zero-shot"]
+        kind = converted_kind(self.data.format, self.data.convert)
+        if shots and (kind in ("text", "messages") or self.train.objective != "sft"):
+            raise ValueError(
+                f"eval.baselines {shots} put solved training examples in front of each query: they apply to "
+                "sft on classification, instruction or prompt-completion data; keep eval.baselines: [zero-shot]"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _prompt_learning_cannot_pack(self) -> RunConfig:
         if self.train.packing and self.method.name in PROMPT_LEARNING:
             raise ValueError(

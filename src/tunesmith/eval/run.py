@@ -147,6 +147,9 @@ def _evaluate_head(
     return report
 
 
+SHOT_KINDS = ("classification", "instruction", "prompt_completion")  # solved examples can go before a query
+
+
 def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, Any]:
     """Evaluate the base model (prompting baselines) and the tuned model on the same held-out rows.
 
@@ -215,7 +218,7 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
         results[base_name] = score(base, base_name)
     shots = {"one-shot": 1, "few-shot": config.eval.shots}
     for baseline in (b for b in config.eval.baselines if b in shots):
-        if kind == "classification" or kind == "instruction":
+        if kind in SHOT_KINDS:
             name = f"base {shots[baseline]}-shot"
             results[name] = _with_demonstrations(base, run, config, shots[baseline], lambda m, n=name: score(m, n))
     tuned_tokenizer = tokenizer
