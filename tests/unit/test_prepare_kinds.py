@@ -226,3 +226,21 @@ def test_keep_together_puts_each_document_in_one_split(tmp_path: Path) -> None:
             where.setdefault(r["groups"]["doc"], set()).add(name)
     assert len(where) == 12 and all(len(splits) == 1 for splits in where.values())
     assert {n for s in where.values() for n in s} == {"train", "validation", "test"}
+
+
+def test_align_pairs_line_aligned_files_and_refuses_a_shift(tmp_path: Path) -> None:
+    from tunesmith.data.align import align_files
+
+    src, tgt, docs = tmp_path / "a.eng.txt", tmp_path / "a.hau.txt", tmp_path / "docs.tsv"
+    src.write_bytes(b"Good morning\r\nThank you\r\n\r\nSee you\r\n")  # CRLF, as NTREX ships
+    tgt.write_bytes(b"Ina kwana\r\nNa gode\r\n\r\nSai an jima\r\n")
+    docs.write_text("d1\nd1\nd2\nd2\n")
+    rows = list(align_files(src, tgt, "eng", "hau", docs))
+    assert [(r["source"], r["target"], r["doc"], r["line"]) for r in rows] == [
+        ("Good morning", "Ina kwana", "d1", 1),
+        ("Thank you", "Na gode", "d1", 2),
+        ("See you", "Sai an jima", "d2", 4),
+    ]
+    tgt.write_text("Ina kwana\nNa gode\n")
+    with pytest.raises(DataError, match=r"a\.eng\.txt: 4 lines, .*a\.hau\.txt: 2 lines"):
+        list(align_files(src, tgt, "eng", "hau"))

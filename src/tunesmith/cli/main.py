@@ -140,6 +140,23 @@ def _columns(pairs: list[str] | None) -> dict[str, str]:
     return out
 
 
+@data_app.command("align")
+def data_align(
+    source: Annotated[Path, typer.Argument(help="Source-language text file, one sentence per line.")],
+    target: Annotated[Path, typer.Argument(help="Target-language text file, line i translating line i.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSONL of parallel records to write.")],
+    langs: Annotated[
+        tuple[str, str], typer.Option("--langs", help="Source and target language codes, e.g. eng hau.")
+    ] = ("src", "tgt"),
+    doc_ids: Annotated[Path | None, typer.Option("--doc-ids", help="File of document ids, one per line.")] = None,
+) -> None:
+    """Pair two line-aligned files (Moses/NTREX style) into parallel records for `data.format: parallel`."""
+    from tunesmith.data.align import align_files, write_aligned
+
+    n = write_aligned(align_files(source, target, langs[0], langs[1], doc_ids), out)
+    console.print(f"{n} sentence pairs -> {out} (data.format: parallel; data.convert: instructions for SFT)")
+
+
 @data_app.command("inspect")
 def data_inspect(
     files: Annotated[list[Path], typer.Argument(help="Data files or folders; each is a split named by its stem.")],

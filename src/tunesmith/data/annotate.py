@@ -51,6 +51,8 @@ def detect(record: dict[str, Any], kind: str, identifier: Any) -> dict[str, Any]
     from tunesmith.data.script import dominant_script
 
     text = primary_text(record, kind)
+    if kind == "instruction" and record.get("input", "").strip():  # the instruction is often a fixed template
+        text = record["input"]
     language, confidence = identifier.predict(text)
     return {
         "language": language,
