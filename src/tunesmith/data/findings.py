@@ -120,8 +120,24 @@ def leaks(earlier: Sequence[Mapping[str, Any]], later: Sequence[Mapping[str, Any
     }
 
 
+SPLIT_NAMES = ("train", "validation", "test")
+
+
 def reason_class(reason: str) -> str:
-    """The stable part of a reject reason (no file:line, Jaccard or column list), for counting by reason."""
+    """The stable part of a reject reason (no file:line, Jaccard or column list), for counting by reason.
+
+    The prepare summary, the manifest and the data card all count by this one rule.
+    """
+    if reason.startswith("exact duplicate"):
+        return "exact duplicate"
+    if reason.startswith("near duplicate"):
+        return "near duplicate"
+    for name in SPLIT_NAMES:
+        if reason.startswith(f"{name} row also in"):
+            how = "near-duplicate" if "as a near duplicate" in reason else "exact"
+            return f"{name} row leaked from an earlier split ({how})"
+    if reason.startswith("missing column"):
+        return reason.split(" (")[0]
     if reason.startswith("label '"):
         return "label not in the label set"
     if reason.startswith("invalid JSON"):

@@ -18,6 +18,7 @@ from typing import Any
 
 from tunesmith.config.data import DataConfig, converted_kind
 from tunesmith.data.clean import Change, clean_records
+from tunesmith.data.findings import reason_class as _reason_class
 from tunesmith.data.format import load_template, to_example
 from tunesmith.data.readers import read_rows
 from tunesmith.data.records import Reject, detect_kind, to_record
@@ -60,23 +61,6 @@ def prepared_kind(run: RunDir) -> str:
     if not run.manifest.is_file():
         raise DataError(f"{run.manifest} is missing: run `tunesmith data prepare` first.")
     return str(json.loads(run.manifest.read_text())["format"])
-
-
-def _reason_class(reason: str) -> str:
-    """Group rejects by the stable part of their reason (drop file:line specifics)."""
-    if reason.startswith("exact duplicate"):
-        return "exact duplicate"
-    if reason.startswith("near duplicate"):
-        return "near duplicate"
-    for name in SPLITS:
-        if reason.startswith(f"{name} row also in"):
-            how = "near-duplicate" if "as a near duplicate" in reason else "exact"
-            return f"{name} row leaked from an earlier split ({how})"
-    if reason.startswith("label '"):
-        return "label not in the label set"
-    if reason.startswith("missing column"):
-        return reason.split(" (")[0]
-    return reason
 
 
 def resolve_kind(config: DataConfig) -> str:

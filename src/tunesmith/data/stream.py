@@ -106,7 +106,8 @@ def _label_set(config: DataConfig, kind: str) -> list[str]:
 
 def prepare_streaming(config: DataConfig, run: RunDir, kind: str, seed: int = 0) -> dict[str, Any]:
     """Stage 1 in one pass per input file; returns what :class:`PrepareResult` needs (counts, labels, ...)."""
-    from tunesmith.data.prepare import SPLITS, _reason_class, config_digest
+    from tunesmith.data.findings import reason_class as _reason_class
+    from tunesmith.data.prepare import SPLITS, config_digest
 
     if config.max_rows:
         raise DataError("data.max_rows needs the whole corpus in memory; it does not apply when data.stream is on.")
