@@ -41,6 +41,9 @@ def test_run_writes_every_artifact_and_adapter_loads_with_plain_peft(make_config
     assert env["seed"] == 0 and env["packages"]["torch"] and env["precision"] == "fp32"
     report = json.loads((run / "eval" / "report.json").read_text())
     assert set(report["models"]) == {"base zero-shot", "tuned (lora)"}
+    keep = report["forgetting"]  # the shipped retention suite ran on base and tuned
+    assert keep["suite"] == "default" and keep["base"]["questions"] == keep["tuned"]["questions"] >= 40
+    assert "general-text perplexity" in (run / "eval" / "report.md").read_text()
     assert report["rows"] == json.loads((run / "data" / "manifest.json").read_text())["splits"]["test"]["rows"]
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("val_loss" in m for m in metrics) and any("loss" in m for m in metrics)

@@ -85,6 +85,8 @@ def evaluation(console: Console, report: dict[str, Any], run: Any) -> None:
         table.add_row(*cells)
     console.print(table)
     console.print(f"scoring: {report['scoring']}")
+    if "forgetting" in report:
+        console.print(f"forgetting ({report['forgetting']['suite']} suite): {report['forgetting']['summary']}")
     console.print(f"report: {run.eval / 'report.md'} (and report.json, predictions.jsonl)")
 
 

@@ -300,6 +300,12 @@ class EvalConfig(Section):
         "fixed seed, as earlier chat turns).",
     )
     shots: int = Field(5, ge=1, description="Demonstrations in the 'few-shot' baseline.")
+    retention: str = Field(
+        "default",
+        description="Catastrophic-forgetting check: perplexity on general text and accuracy on general questions, "
+        "base vs tuned. 'default' (the shipped general-English suite), 'none', or a folder with your own "
+        "general_text.jsonl and general_tasks.jsonl.",
+    )
     split: Literal["test", "validation"] = Field("test", description="Which prepared split to score.")
     calibration: Literal["none", "batch"] = Field(
         "none",

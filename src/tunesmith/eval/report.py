@@ -73,6 +73,19 @@ def _label_lines(report: dict[str, Any]) -> list[str]:
 def render_markdown(report: dict[str, Any]) -> str:
     lines = [f"# Evaluation: {report['run']}", ""]
     lines += _label_lines(report) if report.get("task", "labels") == "labels" else _perplexity_lines(report)
+    if "forgetting" in report:
+        f = report["forgetting"]
+        lines += [
+            "",
+            "## Forgetting (retention suite)",
+            "",
+            f"Suite `{f['suite']}`: {f['summary']}.",
+            "",
+            "| model | general-text perplexity | general questions right |",
+            "|---|---|---|",
+            f"| base | {f['base']['perplexity']:.2f} | {f['base']['accuracy']:.1%} of {f['base']['questions']} |",
+            f"| tuned | {f['tuned']['perplexity']:.2f} | {f['tuned']['accuracy']:.1%} of {f['tuned']['questions']} |",
+        ]
     if "training" in report:
         t = report["training"]
         lines += ["", "## Training", ""]

@@ -221,6 +221,7 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
         if kind in SHOT_KINDS:
             name = f"base {shots[baseline]}-shot"
             results[name] = _with_demonstrations(base, run, config, shots[baseline], lambda m, n=name: score(m, n))
+    keep = _Retention(config, base, tokenizer, autocast, progress)
     tuned_tokenizer = tokenizer
     if config.model.new_tokens:  # the adapter holds the new rows; the base needs room for them first
         from tunesmith.models.vocab import resize_to_saved
@@ -247,7 +248,34 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
         report["scoring"] = "mean loss per " + ("token of held-out text" if kind == "text" else "completion token")
         if config.model.new_tokens:
             report["scoring"] += "; the tuned model reads with its extended vocabulary: compare nll per word"
+    forgetting = keep.compare(tuned, tuned_tokenizer)
+    if forgetting is not None:
+        report["forgetting"] = forgetting
     if run.train_summary.is_file():
         report["training"] = json.loads(run.train_summary.read_text())
     write_report(report, run.eval, rows)
     return report
+
+
+class _Retention:
+    """The retention suite (``eval.retention``) measured on the base now and on the tuned model later."""
+
+    def __init__(self, config: RunConfig, base: Any, tokenizer: Any, autocast: bool, progress: Any) -> None:
+        from tunesmith.eval import retention
+
+        self.spec, self.autocast, self.base = config.eval.retention, autocast, None
+        if self.spec == "none":
+            return
+        self.texts, self.tasks = retention.load_suite(retention.suite_dir(self.spec))
+        task = progress.add_task("eval: retention (base)", total=1) if progress else None
+        self.base = retention.measure(base, tokenizer, self.texts, self.tasks, autocast)
+        if progress:
+            progress.update(task, completed=1)
+
+    def compare(self, tuned: Any, tokenizer: Any) -> dict[str, Any] | None:
+        from tunesmith.eval import retention
+
+        if self.base is None:
+            return None
+        after = retention.measure(tuned, tokenizer, self.texts, self.tasks, self.autocast)
+        return retention.forgetting(self.base, after, self.spec)
