@@ -266,6 +266,26 @@ def eval_cmd(run_dir: Path, set_: SetOpt = None) -> None:
     show.stage(console, "eval", report, run)
 
 
+@app.command("compare")
+def compare_cmd(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories, each evaluated (eval/report.json).")],
+    html_out: Annotated[Path | None, typer.Option("--html", help="Write the comparison page (HTML) here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the comparison (JSON) here.")] = None,
+) -> None:
+    """Several runs in one table: each model's metrics with intervals, the training steps, speed and best val loss."""
+    from tunesmith.eval.compare import compare_runs, render_compare_html
+    from tunesmith.rundir import atomic_write_text, write_json
+
+    result = compare_runs(run_dirs)
+    show.compare(console, result)
+    if json_out:
+        write_json(json_out, result)
+        console.print(f"wrote {json_out}")
+    if html_out:
+        atomic_write_text(html_out, render_compare_html(result))
+        console.print(f"wrote {html_out}")
+
+
 @app.command("plan")
 def plan_cmd(config: Path, set_: SetOpt = None) -> None:
     """Every tuning method's parameters, memory and step cost on this model, data and machine; a recommendation."""

@@ -339,3 +339,56 @@ def inspect(console: Console, result: dict[str, Any]) -> None:
     timings = result.get("timings", {})
     if timings:
         console.print(f"[dim]read in {timings['read_s']:.1f} s, profiled in {timings['profile_s']:.1f} s[/]")
+
+
+_COMPARE_TITLES = {
+    "accuracy": "acc",
+    "macro_f1": "macro\nF1",
+    "perplexity": "ppl",
+    "nll_per_word": "nll/\nword",
+    "chrf": "chrF",
+}
+
+
+def _compare_cell(key: str, value: Any, ci: Any, best: Any) -> str:
+    """The value (bold when best in its column) over its 95% interval, dimmed, on a second line."""
+    from tunesmith.eval.htmlkit import fmt
+
+    text = f"[bold]{fmt(key, value)}[/]" if best is not None and value == best else fmt(key, value)
+    if ci and ci[0] is not None and ci[1] is not None:
+        text += f"\n[dim]{_short_number(ci[0])}–{_short_number(ci[1])}[/]"
+    return text
+
+
+def _short_number(x: float) -> str:
+    """.61 for a share, 236 for a perplexity: an interval must fit under its value in a narrow column."""
+    return f"{x:.2f}".removeprefix("0") if abs(x) < 1 else f"{x:.3g}" if abs(x) < 100 else f"{x:.0f}"
+
+
+def compare(console: Console, result: dict[str, Any]) -> None:
+    """``tunesmith compare``: runs as bold header rows, their models beneath; at most three metrics, 80 columns."""
+    from tunesmith.eval.htmlkit import best_values
+
+    columns = [k for k in result["columns"] if k in _COMPARE_TITLES][:3]
+    best = best_values([r["metrics"] for r in result["rows"]], columns)
+    table = Table(title=f"{len(result['runs'])} runs compared", show_edge=False)
+    table.add_column("run / model", overflow="fold", max_width=24)
+    for key in columns:
+        table.add_column(_COMPARE_TITLES[key], justify="right", no_wrap=True)
+    for title in ("steps", "tok/s", "best\nval"):
+        table.add_column(title, justify="right", no_wrap=True)
+    previous = None
+    for r in result["rows"]:
+        if r["run"] != previous:
+            table.add_row(f"[bold]{r['run']}[/]")
+            previous = r["run"]
+        cells = [_compare_cell(k, r["metrics"][k], r["ci"][k], best.get(k)) for k in columns]
+        speed = "—" if r["tokens_per_s"] is None else f"{r['tokens_per_s']:,.0f}"
+        table.add_row(f"  {r['model']}", *cells, _f(r["steps"]), speed, _f(r["best_val_loss"]))
+    console.print(table)
+    console.print("[dim]bold: best in its column; dim: 95% interval; training figures on tuned rows[/]")
+    for run in result["runs"]:
+        data = f", {run['data']}" if run["data"] else ""
+        console.print(f"{run['run']}: {run['method']}, {run['base']}{data}", highlight=False)
+        if run["overfitting_warning"]:
+            console.print(f"  [yellow]warning[/]: {run['overfitting_warning']}", highlight=False)
