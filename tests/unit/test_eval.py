@@ -77,3 +77,30 @@ def test_batch_calibration_removes_a_constant_label_preference() -> None:
     prior = label_prior([{"a": 0.0, "b": -100.0}, {"a": -100.0, "b": 0.0}])
     assert prior["a"] == pytest.approx(math.log(0.5), abs=1e-6)
     assert batch_calibrate([]) == []
+
+
+def test_summary_gives_intervals_groups_and_paired_tests() -> None:
+    from tunesmith.eval.summary import group_keys, label_summary, paired_tests
+
+    labels = ["neg", "pos"]
+    gold = ["pos", "neg"] * 40
+    rows = [
+        {"label": g, "groups": {"dialect": "a" if i < 60 else "b"}, "detected": {"language": "hau", "cmi": 0.0}}
+        for i, g in enumerate(gold)
+    ]
+    good = list(gold)
+    good[0] = "neg"  # one mistake
+    bad = ["pos"] * len(gold)  # majority-style
+    keys = group_keys(rows, ["dialect"])
+    assert keys == ["dialect"]  # one detected language and one CMI bin: nothing to break down
+    summary = label_summary(gold, good, rows, labels, keys, min_rows=30)
+    lo, hi = summary["ci"]["accuracy"]
+    assert lo <= 79 / 80 <= hi and hi == 1.0
+    assert summary["groups"]["dialect"]["b"]["few_rows"] and not summary["groups"]["dialect"]["a"]["few_rows"]
+    assert summary["group_gap"]["dialect"]["gap"] is None  # only one group has enough rows to rank
+    paired = paired_tests(
+        gold, {"tuned (lora)": {"predictions": good}, "base": {"predictions": bad}}, labels, "tuned (lora)"
+    )
+    test = paired["tuned (lora) vs base"]
+    assert test["macro_f1"]["delta"] > 0.5 and test["macro_f1"]["p_value"] < 0.01
+    assert test["accuracy"]["b"] == 40 and test["accuracy"]["c"] == 1 and test["accuracy"]["p_value"] < 1e-6

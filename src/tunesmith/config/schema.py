@@ -300,6 +300,9 @@ class EvalConfig(Section):
         "fixed seed, as earlier chat turns).",
     )
     shots: int = Field(5, ge=1, description="Demonstrations in the 'few-shot' baseline.")
+    min_group_rows: int = Field(
+        30, ge=1, description="Groups with fewer test rows are flagged in the breakdown, not ranked in the gap."
+    )
     retention: str = Field(
         "default",
         description="Catastrophic-forgetting check: perplexity on general text and accuracy on general questions, "

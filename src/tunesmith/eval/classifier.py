@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from tunesmith.eval.metrics import by_group, classification_metrics
+from tunesmith.eval.metrics import classification_metrics
+from tunesmith.eval.summary import group_keys, label_summary
 from tunesmith.train.batching import collate_classify, to_device, token_budget_batches
 from tunesmith.train.classify.recipe import encode_rows
 
@@ -49,16 +50,17 @@ def evaluate_classifier(
     max_length: int,
     batch_tokens: int,
     progress: Any = None,
+    min_group_rows: int = 30,
 ) -> dict[str, dict[str, Any]]:
     """Metrics of the majority-class baseline (from train) and of the tuned classifier on ``rows``."""
     gold = [r["label"] for r in rows]
-    row_groups = [r.get("groups", {}) for r in rows]
+    keys = group_keys(rows, groups)
     majority = Counter(r["label"] for r in train_rows).most_common(1)[0][0]
     results: dict[str, dict[str, Any]] = {}
     base_pred = [majority] * len(rows)
     results["majority class"] = {
         **classification_metrics(gold, base_pred, labels),
-        "groups": by_group(gold, base_pred, row_groups, groups, labels),
+        **label_summary(gold, base_pred, rows, labels, keys, min_group_rows),
         "predictions": base_pred,
         "scores": [{lab: float(lab == majority) for lab in labels} for _ in rows],
     }
@@ -67,7 +69,7 @@ def evaluate_classifier(
     pred = [max(s, key=s.__getitem__) for s in scores]
     results["tuned"] = {
         **classification_metrics(gold, pred, labels),
-        "groups": by_group(gold, pred, row_groups, groups, labels),
+        **label_summary(gold, pred, rows, labels, keys, min_group_rows),
         "predictions": pred,
         "scores": scores,
         "seconds": round(time.perf_counter() - t0, 1),

@@ -12,6 +12,12 @@ def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
+def _with_ci(value: float | None, ci: list[float] | None) -> str:
+    if value is None or not ci or ci[0] is None:
+        return _fmt(value)
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
 def _perplexity_lines(report: dict[str, Any]) -> list[str]:
     lines = [
         f"Split `{report['split']}`, {report['rows']} rows. Scoring: {report['scoring']}. "
@@ -41,8 +47,18 @@ def _label_lines(report: dict[str, Any]) -> list[str]:
     for name, m in report["models"].items():
         other = m.get("other_rule", {})
         cell = f" {_fmt(other.get('accuracy'))} / {_fmt(other.get('macro_f1'))} |" if rule else ""
-        scores = f"{_fmt(m['accuracy'])} | {_fmt(m['macro_f1'])} | {_fmt(m.get('weighted_f1'))}"
+        ci = m.get("ci", {})
+        scores = " | ".join(_with_ci(m.get(k), ci.get(k)) for k in ("accuracy", "macro_f1", "weighted_f1"))
         lines.append(f"| {name} | {scores} | {m['n']} |{cell}")
+    if any("ci" in m for m in models):
+        lines += ["", "Brackets: 95% bootstrap intervals (1,000 resamples of the test rows)."]
+    for pair, tests in report.get("paired", {}).items():
+        f1, acc = tests["macro_f1"], tests["accuracy"]
+        lines.append(
+            f"- {pair}: macro-F1 {f1['delta']:+.3f} [{f1['low']:+.3f}, {f1['high']:+.3f}], paired bootstrap "
+            f"p = {f1['p_value']:.3f}; accuracy McNemar ({acc['method']}) p = {acc['p_value']:.3g} "
+            f"({acc['b']} rows only the first got right, {acc['c']} only the second)."
+        )
     if rule:
         lines += [
             "",
@@ -66,7 +82,14 @@ def _label_lines(report: dict[str, Any]) -> list[str]:
         for key, values in m.get("groups", {}).items():
             lines += ["", f"By {key}:", "", f"| {key} | rows | accuracy | macro-F1 |", "|---|---|---|---|"]
             for value, g in values.items():
-                lines.append(f"| {value} | {g['n']} | {_fmt(g['accuracy'])} | {_fmt(g['macro_f1'])} |")
+                few = " (few rows)" if g.get("few_rows") else ""
+                lines.append(f"| {value or '—'}{few} | {g['n']} | {_fmt(g['accuracy'])} | {_fmt(g['macro_f1'])} |")
+            gap = m.get("group_gap", {}).get(key, {})
+            if gap.get("gap") is not None:
+                lines.append(
+                    f"\nBest-worst macro-F1 gap by {key}: {gap['gap']:.3f} ({gap['best']} {gap['best_value']:.3f} vs "
+                    f"{gap['worst']} {gap['worst_value']:.3f}); groups under the row minimum are not ranked."
+                )
     return lines
 
 

@@ -13,10 +13,11 @@ from tunesmith.data.split import cap_rows
 from tunesmith.errors import DataError, RunDirError
 from tunesmith.eval.calibration import batch_calibrate
 from tunesmith.eval.classifier import evaluate_classifier
-from tunesmith.eval.metrics import by_group, classification_metrics
+from tunesmith.eval.metrics import classification_metrics
 from tunesmith.eval.perplexity import held_out_loss
 from tunesmith.eval.report import write_report
 from tunesmith.eval.scoring import predict, score_labels
+from tunesmith.eval.summary import group_keys, label_summary, paired_tests
 from tunesmith.models.load import load_classifier, load_model
 from tunesmith.rundir import RunDir, read_jsonl
 from tunesmith.train import env, lifecycle
@@ -47,16 +48,16 @@ def _evaluate_model(
         description=f"eval: {name}",
     )
     gold = [r["label"] for r in rows]
-    groups = [r.get("groups", {}) for r in rows]
     rules = {"none": raw, "batch": batch_calibrate(raw)}
     out: dict[str, Any] = {}
     for rule, scores in rules.items():
         pred = predict(scores)
         metrics = classification_metrics(gold, pred, labels)
-        metrics["groups"] = by_group(gold, pred, groups, config.eval.groups, labels)
         metrics["predictions"] = pred
         out[rule] = metrics
     headline = out[config.eval.calibration]
+    keys = group_keys(rows, config.eval.groups)
+    headline.update(label_summary(gold, headline["predictions"], rows, labels, keys, config.eval.min_group_rows))
     headline["calibration"] = config.eval.calibration
     headline["other_rule"] = {
         k: v
@@ -127,8 +128,10 @@ def _evaluate_head(
         config.train.max_length,
         config.eval.batch_tokens,
         progress,
+        config.eval.min_group_rows,
     )
     results[f"tuned ({config.method.name})"] = results.pop("tuned")
+    tuned_name = f"tuned ({config.method.name})"
     report: dict[str, Any] = {
         "run": config.name,
         "task": "labels",
@@ -140,6 +143,7 @@ def _evaluate_head(
         "labels": labels,
         "gold_counts": {lab: sum(r["label"] == lab for r in rows) for lab in labels},
         "scoring": "argmax of the trained classification head; baseline: the most frequent training label",
+        "paired": paired_tests([r["label"] for r in rows], results, labels, tuned_name),
     }
     if run.train_summary.is_file():
         report["training"] = json.loads(run.train_summary.read_text())
@@ -241,6 +245,7 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
     if kind == "classification":
         report["labels"] = labels
         report["gold_counts"] = {lab: sum(r["label"] == lab for r in rows) for lab in labels}
+        report["paired"] = paired_tests([r["label"] for r in rows], results, labels, f"tuned ({config.method.name})")
         report["scoring"] = "label log-likelihood after the chat-formatted prompt" + (
             ", batch-calibrated (label prior divided out)" if config.eval.calibration == "batch" else ", argmax"
         )

@@ -1,0 +1,56 @@
+"""What a report says about each model beyond its point scores: intervals, groups, and paired tests.
+
+Every headline metric gets a 95% bootstrap interval; every metric is broken down by the user's group
+columns and by the data stage's annotations (detected language, script, code-mixing bin), with the gap
+between the best and the worst group and small groups flagged; and the tuned model is compared with each
+baseline on the same rows by a paired bootstrap (macro-F1) and McNemar's test (accuracy).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunesmith.eval.groups import breakdown, group_gap, row_groups
+from tunesmith.eval.stats import classification_intervals, encode_labels, f1_from_codes, mcnemar, paired_bootstrap
+
+DETECTED = ("language", "script", "cmi")
+
+
+def group_keys(rows: list[dict[str, Any]], configured: list[str]) -> list[str]:
+    """The configured group columns, then the detected annotations that vary over these rows."""
+    keys = list(configured)
+    for key in DETECTED:
+        if key not in keys and any("detected" in r for r in rows):
+            values = {row_groups(r, [key])[key] for r in rows}
+            if len(values) > 1:
+                keys.append(key)
+    return keys
+
+
+def label_summary(
+    gold: list[str], pred: list[str], rows: list[dict[str, Any]], labels: list[str], keys: list[str], min_rows: int
+) -> dict[str, Any]:
+    """Intervals of the headline metrics, the per-group breakdown and the best-worst gap per group key."""
+    groups = breakdown(gold, pred, rows, keys, labels, min_rows=min_rows)
+    return {
+        "ci": classification_intervals(gold, pred, labels),
+        "groups": groups,
+        "group_gap": group_gap(groups, metric="macro_f1"),
+    }
+
+
+def paired_tests(gold: list[str], models: dict[str, dict[str, Any]], labels: list[str], tuned: str) -> dict[str, Any]:
+    """The tuned model against each other model on the same rows: macro-F1 delta with interval and p, McNemar."""
+    out: dict[str, Any] = {}
+    for t in (tuned,):
+        for b in (name for name in models if name != tuned):
+            pa, pb = models[t]["predictions"], models[b]["predictions"]
+            codes_gold, codes_a = encode_labels(gold, pa, labels)
+            _, codes_b = encode_labels(gold, pb, labels)
+
+            def macro(g: Any, p: Any, k: int = len(labels)) -> Any:
+                return f1_from_codes(g, p, k, "macro")
+
+            f1 = paired_bootstrap(macro, codes_gold, codes_a, codes_b, vectorised=True)
+            out[f"{t} vs {b}"] = {"macro_f1": {"metric": "macro_f1", **f1}, "accuracy": mcnemar(gold, pa, pb)}
+    return out
