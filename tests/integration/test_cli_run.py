@@ -44,6 +44,9 @@ def test_run_writes_every_artifact_and_adapter_loads_with_plain_peft(make_config
     keep = report["forgetting"]  # the shipped retention suite ran on base and tuned
     assert keep["suite"] == "default" and keep["base"]["questions"] == keep["tuned"]["questions"] >= 40
     assert "general-text perplexity" in (run / "eval" / "report.md").read_text()
+    html = (run / "eval" / "report.html").read_text()
+    assert "<svg" in html or "data:image/svg" in html
+    assert "overfitting" in report and "ci" in report["models"]["tuned (lora)"] and report["paired"]
     assert report["rows"] == json.loads((run / "data" / "manifest.json").read_text())["splits"]["test"]["rows"]
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("val_loss" in m for m in metrics) and any("loss" in m for m in metrics)

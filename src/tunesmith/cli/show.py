@@ -87,7 +87,10 @@ def evaluation(console: Console, report: dict[str, Any], run: Any) -> None:
     console.print(f"scoring: {report['scoring']}")
     if "forgetting" in report:
         console.print(f"forgetting ({report['forgetting']['suite']} suite): {report['forgetting']['summary']}")
-    console.print(f"report: {run.eval / 'report.md'} (and report.json, predictions.jsonl)")
+    warning = report.get("overfitting", {}).get("warning")
+    if warning:
+        console.print(f"[yellow]warning[/]: {warning}")
+    console.print(f"report: {run.eval / 'report.html'} (and report.md, report.json, predictions.jsonl)")
 
 
 def stage(console: Console, name: str, value: Any, run: Any) -> None:

@@ -96,6 +96,9 @@ def _label_lines(report: dict[str, Any]) -> list[str]:
 def render_markdown(report: dict[str, Any]) -> str:
     lines = [f"# Evaluation: {report['run']}", ""]
     lines += _label_lines(report) if report.get("task", "labels") == "labels" else _perplexity_lines(report)
+    warning = report.get("overfitting", {}).get("warning")
+    if warning:
+        lines += ["", f"**Overfitting warning:** {warning}"]
     if "forgetting" in report:
         f = report["forgetting"]
         lines += [

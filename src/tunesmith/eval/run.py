@@ -145,10 +145,7 @@ def _evaluate_head(
         "scoring": "argmax of the trained classification head; baseline: the most frequent training label",
         "paired": paired_tests([r["label"] for r in rows], results, labels, tuned_name),
     }
-    if run.train_summary.is_file():
-        report["training"] = json.loads(run.train_summary.read_text())
-    write_report(report, run.eval, rows)
-    return report
+    return _finish(report, run, rows)
 
 
 SHOT_KINDS = ("classification", "instruction", "prompt_completion")  # solved examples can go before a query
@@ -256,9 +253,20 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
     forgetting = keep.compare(tuned, tuned_tokenizer)
     if forgetting is not None:
         report["forgetting"] = forgetting
+    return _finish(report, run, rows)
+
+
+def _finish(report: dict[str, Any], run: RunDir, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add the training summary and the overfitting analysis; write report.json/md and report.html."""
+    from tunesmith.eval.curves import overfitting, read_curves
+    from tunesmith.eval.html import write_report_html
+
     if run.train_summary.is_file():
         report["training"] = json.loads(run.train_summary.read_text())
+    if run.metrics.is_file():
+        report["overfitting"] = overfitting(read_curves(run.metrics))
     write_report(report, run.eval, rows)
+    write_report_html(run.root)
     return report
 
 
