@@ -142,12 +142,22 @@ def test_instruction_sft_reports_completion_perplexity(make_config, tmp_path: Pa
             "split": {"validation": 0.1, "test": 0.2, "stratify": []},
             "clean": {"near_dup": None},  # templated rows: near duplicates of each other by design
         },
+        eval={"generate": True, "generate_rows": 4, "max_new_tokens": 6, "retention": "none"},
     )
     assert main(["run", str(config)]) == 0
     run = Path(yaml.safe_load(config.read_text())["output_dir"]) / "instr"
     report = json.loads((run / "eval" / "report.json").read_text())
     assert report["task"] == "perplexity" and report["rows"] == 6
-    assert report["models"]["tuned (lora)"]["loss"] < report["models"]["base"]["loss"]
+    tuned, base = report["models"]["tuned (lora)"], report["models"]["base"]
+    assert tuned["loss"] < base["loss"] and tuned["ci"]["perplexity"][0] <= tuned["perplexity"]
+    assert report["generation_rows"] == 4 and tuned["generation"]["signatures"]["chrf"].startswith("nrefs:1")
+    assert {"chrf", "chrf_pp", "bleu", "exact_match", "length_ratio"} <= set(tuned["generation"])
+    assert "answers" not in tuned["generation"]  # per-row answers go to predictions.jsonl
+    pair = report["paired"]["tuned (lora) vs base"]
+    assert 0 < pair["loss"]["p_value"] <= 1 and 0 < pair["chrf"]["p_value"] <= 1
+    answers = [json.loads(line) for line in (run / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert len(answers) == 4 and set(answers[0]["answers"]) == {"base", "tuned (lora)"}
+    assert "Generated answers" in (run / "eval" / "report.md").read_text()
 
 
 def test_cpt_needs_text_data(make_config) -> None:

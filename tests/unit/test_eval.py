@@ -104,3 +104,22 @@ def test_summary_gives_intervals_groups_and_paired_tests() -> None:
     test = paired["tuned (lora) vs base"]
     assert test["macro_f1"]["delta"] > 0.5 and test["macro_f1"]["p_value"] < 0.01
     assert test["accuracy"]["b"] == 40 and test["accuracy"]["c"] == 1 and test["accuracy"]["p_value"] < 1e-6
+
+
+def test_per_row_nll_adds_up_to_the_batch_loss_and_gives_an_interval(tiny_model) -> None:
+    import torch
+
+    from tunesmith.eval.perplexity import held_out_loss
+    from tunesmith.train.batching import collate
+    from tunesmith.train.sft.loss import CausalLMLoss
+
+    model, tokenizer = tiny_model
+    texts = ["the sun is a star", "water boils at one hundred degrees", "a b c d e f g", "hello there"]
+    examples = [{"input_ids": ids, "labels": ids} for ids in (tokenizer(t)["input_ids"] for t in texts)]
+    out = held_out_loss(model, examples, tokenizer.pad_token_id)
+    with torch.no_grad():
+        loss, n = CausalLMLoss(model)(collate(examples, tokenizer.pad_token_id))
+    assert out["tokens"] == n and abs(out["loss"] - float(loss)) < 1e-5
+    assert sum(s for s, _ in out["per_example"]) / n == pytest.approx(out["loss"], rel=1e-6)
+    low, high = out["ci"]["perplexity"]
+    assert low <= out["perplexity"] <= high

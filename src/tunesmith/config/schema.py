@@ -300,6 +300,14 @@ class EvalConfig(Section):
         "fixed seed, as earlier chat turns).",
     )
     shots: int = Field(5, ge=1, description="Demonstrations in the 'few-shot' baseline.")
+    generate: bool = Field(
+        False,
+        description="Also let every model write its answers to the test prompts (greedy, KV cache) and score "
+        "them by chrF, chrF++, BLEU (sacrebleu), exact match and length ratio (instruction, prompt-completion "
+        "and chat data).",
+    )
+    generate_rows: int = Field(100, ge=1, description="How many test rows get generated answers (generation is slow).")
+    max_new_tokens: int = Field(128, ge=1, description="Longest generated answer, in tokens.")
     min_group_rows: int = Field(
         30, ge=1, description="Groups with fewer test rows are flagged in the breakdown, not ranked in the gap."
     )

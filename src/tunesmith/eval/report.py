@@ -28,7 +28,16 @@ def _perplexity_lines(report: dict[str, Any]) -> list[str]:
     ]
     for name, m in report["models"].items():
         per_word = _fmt(m.get("nll_per_word"))
-        lines.append(f"| {name} | {_fmt(m['loss'])} | {m['perplexity']:.2f} | {m['tokens']:,} | {per_word} |")
+        ppl = f"{m['perplexity']:.2f}"
+        if "ci" in m:
+            ppl += f" [{m['ci']['perplexity'][0]:.2f}, {m['ci']['perplexity'][1]:.2f}]"
+        lines.append(f"| {name} | {_fmt(m['loss'])} | {ppl} | {m['tokens']:,} | {per_word} |")
+    if any("ci" in m for m in report["models"].values()):
+        lines += ["", "Brackets: 95% bootstrap intervals over examples."]
+    for pair, tests in report.get("paired", {}).items():
+        if "loss" in tests:
+            t = tests["loss"]
+            lines.append(f"- {pair}: loss per token {t['delta']:+.4f}, paired permutation p = {t['p_value']:.3g}.")
     return lines
 
 
@@ -96,6 +105,7 @@ def _label_lines(report: dict[str, Any]) -> list[str]:
 def render_markdown(report: dict[str, Any]) -> str:
     lines = [f"# Evaluation: {report['run']}", ""]
     lines += _label_lines(report) if report.get("task", "labels") == "labels" else _perplexity_lines(report)
+    lines += _generation_lines(report)
     warning = report.get("overfitting", {}).get("warning")
     if warning:
         lines += ["", f"**Overfitting warning:** {warning}"]
@@ -130,6 +140,38 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_ROW_LEVEL = ("predictions", "scores", "per_example")  # per-row values go to predictions.jsonl, not report.json
+
+
+def _slim(generation: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in generation.items() if k not in ("answers", "row_chrf")}
+
+
+def _generation_lines(report: dict[str, Any]) -> list[str]:
+    models = {n: m["generation"] for n, m in report["models"].items() if "generation" in m}
+    if not models:
+        return []
+    lines = [
+        "",
+        f"## Generated answers ({report.get('generation_rows', '?')} rows, greedy)",
+        "",
+        "| model | chrF | chrF++ | BLEU | exact match | length ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, g in models.items():
+        lines.append(
+            f"| {name} | {_fmt(g['chrf'])} | {_fmt(g['chrf_pp'])} | {_fmt(g['bleu'])} | {_fmt(g['exact_match'])} "
+            f"| {_fmt(g['length_ratio'])} |"
+        )
+    signatures = next(iter(models.values())).get("signatures") or {}
+    lines += ["", "sacrebleu signatures: " + "; ".join(f"{k} `{v}`" for k, v in signatures.items())]
+    for pair, tests in report.get("paired", {}).items():
+        if "chrf" in tests:
+            t = tests["chrf"]
+            lines.append(f"- {pair}: sentence chrF {t['delta']:+.2f}, paired permutation p = {t['p_value']:.3g}.")
+    return lines
+
+
 def write_report(report: dict[str, Any], out_dir: Path, rows: list[dict[str, Any]]) -> None:
     """Write report.json, report.md and predictions.jsonl (one line per scored row, every model)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -145,12 +187,26 @@ def write_report(report: dict[str, Any], out_dir: Path, rows: list[dict[str, Any
                 "label_logprobs": {name: m["scores"][i] for name, m in report["models"].items()},
             }
         )
+    generated = {n: m["generation"] for n, m in report["models"].items() if "answers" in m.get("generation", {})}
+    if generated:  # every model's answer to each prompt, beside the reference
+        n_rows = len(next(iter(generated.values()))["answers"])
+        preds = [
+            {
+                "source": rows[i].get("source"),
+                "prompt": rows[i].get("prompt"),
+                "reference": rows[i].get("completion"),
+                "answers": {name: g["answers"][i] for name, g in generated.items()},
+                "chrf": {name: g["row_chrf"][i] for name, g in generated.items()},
+            }
+            for i in range(n_rows)
+        ]
     if preds:
         write_jsonl(out_dir / "predictions.jsonl", preds)
     slim = {
         **report,
         "models": {
-            n: {k: v for k, v in m.items() if k not in ("predictions", "scores")} for n, m in report["models"].items()
+            n: {k: _slim(v) if k == "generation" else v for k, v in m.items() if k not in _ROW_LEVEL}
+            for n, m in report["models"].items()
         },
     }
     write_json(out_dir / "report.json", slim)

@@ -11,13 +11,14 @@ from tunesmith.config.schema import RunConfig
 from tunesmith.data.format import chunk_example, tokenize_example
 from tunesmith.data.split import cap_rows
 from tunesmith.errors import DataError, RunDirError
+from tunesmith.eval.answers import answer_rows, paired_chrf, score_answers
 from tunesmith.eval.calibration import batch_calibrate
 from tunesmith.eval.classifier import evaluate_classifier
 from tunesmith.eval.metrics import classification_metrics
 from tunesmith.eval.perplexity import held_out_loss
 from tunesmith.eval.report import write_report
 from tunesmith.eval.scoring import predict, score_labels
-from tunesmith.eval.summary import group_keys, label_summary, paired_tests
+from tunesmith.eval.summary import group_keys, label_summary, paired_losses, paired_tests
 from tunesmith.models.load import load_classifier, load_model
 from tunesmith.rundir import RunDir, read_jsonl
 from tunesmith.train import env, lifecycle
@@ -214,6 +215,15 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
             return out
 
         base_name = "base"
+    answering = answer_rows(rows, config) if config.eval.generate and kind != "classification" else []
+    if answering:
+        plain = score
+
+        def score(model: Any, name: str, tok: Any = tokenizer) -> dict[str, Any]:
+            out = plain(model, name, tok)
+            out["generation"] = score_answers(model, tok, answering, config, autocast, progress, name)
+            return out
+
     results: dict[str, Any] = {}
     if "zero-shot" in config.eval.baselines:
         results[base_name] = score(base, base_name)
@@ -248,6 +258,12 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
         )
     else:
         report["scoring"] = "mean loss per " + ("token of held-out text" if kind == "text" else "completion token")
+        report["paired"] = paired_losses(results, f"tuned ({config.method.name})")
+        if answering:
+            generated = {n: m["generation"] for n, m in results.items() if "generation" in m}
+            for pair, test in paired_chrf(generated, f"tuned ({config.method.name})").items():
+                report["paired"].setdefault(pair, {}).update(test)
+            report["generation_rows"] = len(answering)
         if config.model.new_tokens:
             report["scoring"] += "; the tuned model reads with its extended vocabulary: compare nll per word"
     forgetting = keep.compare(tuned, tuned_tokenizer)

@@ -11,7 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from tunesmith.eval.groups import breakdown, group_gap, row_groups
-from tunesmith.eval.stats import classification_intervals, encode_labels, f1_from_codes, mcnemar, paired_bootstrap
+from tunesmith.eval.stats import (
+    classification_intervals,
+    encode_labels,
+    f1_from_codes,
+    mcnemar,
+    paired_bootstrap,
+    paired_permutation,
+)
 
 DETECTED = ("language", "script", "cmi")
 
@@ -53,4 +60,20 @@ def paired_tests(gold: list[str], models: dict[str, dict[str, Any]], labels: lis
 
             f1 = paired_bootstrap(macro, codes_gold, codes_a, codes_b, vectorised=True)
             out[f"{t} vs {b}"] = {"macro_f1": {"metric": "macro_f1", **f1}, "accuracy": mcnemar(gold, pa, pb)}
+    return out
+
+
+def paired_losses(models: dict[str, dict[str, Any]], tuned: str) -> dict[str, Any]:
+    """The tuned model against each other model on per-example NLL (nats per token of each example),
+    by a paired permutation test; only between models that scored the same tokens (same tokenizer)."""
+    out: dict[str, Any] = {}
+    mine = models[tuned].get("per_example")
+    for name, other in models.items():
+        theirs = other.get("per_example")
+        if name == tuned or not mine or not theirs or [n for _, n in mine] != [n for _, n in theirs]:
+            continue
+        keep = [i for i, (_, n) in enumerate(mine) if n]
+        a = [mine[i][0] / mine[i][1] for i in keep]
+        b = [theirs[i][0] / theirs[i][1] for i in keep]
+        out[f"{tuned} vs {name}"] = {"loss": {"metric": "loss per token, per example", **paired_permutation(a, b)}}
     return out

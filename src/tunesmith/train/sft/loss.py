@@ -8,7 +8,7 @@ import torch
 
 from tunesmith.adapters.prompting import decoder_hidden
 from tunesmith.train.batching import to_device
-from tunesmith.train.losses import labelled_lm_loss
+from tunesmith.train.losses import labelled_lm_loss, labelled_nll_per_row
 
 
 def causal_parts(model: Any) -> tuple[Any, Any]:
@@ -30,8 +30,19 @@ class CausalLMLoss(torch.nn.Module):
         self.chunk_size = chunk_size
 
     def forward(self, batch: dict[str, torch.Tensor], normalizer: float | None = None) -> tuple[torch.Tensor, int]:
-        decoder, head = causal_parts(self.model)
         batch = to_device(batch, self.model)
+        hidden, head = self._hidden(batch)
+        weights = batch.get("token_weights", batch.get("weights"))
+        return labelled_lm_loss(hidden, batch["labels"], head, normalizer, self.chunk_size, weights=weights)
+
+    def per_row(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B,)`` summed NLL and ``(B,)`` labelled-token counts of a right-padded batch (evaluation)."""
+        batch = to_device(batch, self.model)
+        hidden, head = self._hidden(batch)
+        return labelled_nll_per_row(hidden, batch["labels"], head, self.chunk_size)
+
+    def _hidden(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Any]:
+        decoder, head = causal_parts(self.model)
         mask = batch["attention_mask"]
         extra: dict[str, Any] = {}
         if "cu_seq_lens" in batch:  # a packed row: segment bounds go to the segment attention
@@ -45,5 +56,4 @@ class CausalLMLoss(torch.nn.Module):
                 "max_length_k": longest,
             }
         hidden = decoder_hidden(self.model, decoder, batch["input_ids"], None if bool(mask.all()) else mask, **extra)
-        weights = batch.get("token_weights", batch.get("weights"))
-        return labelled_lm_loss(hidden, batch["labels"], head, normalizer, self.chunk_size, weights=weights)
+        return hidden, head
