@@ -201,3 +201,19 @@ def test_a_generation_task_headlines_its_generation_metrics() -> None:
     page = render_report_html(report, None, None)
     headline = page[page.index('id="headline"') : page.index('id="generation"')]
     assert "chrF" in headline and "<b>35.5</b>" in headline and "33.0–38.0" in headline
+
+
+def test_nested_paired_tests_render_with_verdicts() -> None:
+    from tunesmith.eval.html import _paired
+
+    report = {
+        "paired": {
+            "tuned vs base": {
+                "macro_f1": {"metric": "macro_f1", "delta": 0.07, "low": 0.04, "high": 0.11, "p_value": 0.002},
+                "accuracy": {"b": 156, "c": 72, "statistic": 30.2, "p_value": 3.9e-8, "method": "chi2"},
+                "loss": {"metric": "loss per token, per example", "delta": -0.2, "p_value": 0.5},
+            }
+        }
+    }
+    html = _paired(report)
+    assert html.count("better") == 2 and "no clear difference" in html and "156 vs 72" in html

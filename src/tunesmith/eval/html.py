@@ -74,18 +74,34 @@ def _headline(report: dict[str, Any]) -> str:
     return table(header, rows) + note + _baseline_chart(source, keys) + _paired(report)
 
 
+def _paired_tests(paired: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(pair, test)`` rows from ``{pair: test}`` or ``{pair: {metric: test}}`` (McNemar's has counts, no delta)."""
+    out = []
+    for name, tests in paired.items():
+        if "p_value" in tests:
+            out.append((name, tests))
+            continue
+        for metric, test in tests.items():
+            if isinstance(test, dict):
+                out.append((name, {"metric": test.get("metric", metric), **test}))
+    return out
+
+
 def _paired(report: dict[str, Any]) -> str:
-    paired = report.get("paired") or {}
     rows = []
-    for name, p in paired.items():
+    for name, p in _paired_tests(report.get("paired") or {}):
         metric = p.get("metric", "")
-        higher = METRICS.get(metric, ("", True))[1]
-        low, high, delta = p.get("low"), p.get("high"), p.get("delta")
-        clear = low is not None and high is not None and (low > 0 or high < 0)
-        better = delta is not None and (delta > 0) == bool(higher)
+        higher = METRICS.get(metric, ("", "loss" not in metric))[1]
+        low, high, delta, p_value = p.get("low"), p.get("high"), p.get("delta"), p.get("p_value")
+        if delta is None and "b" in p:  # McNemar: rows only the first model got right minus only the second
+            delta, metric = None, f"{metric} (McNemar: {p['b']} vs {p['c']} rows)"
+            better = p["b"] > p["c"]
+        else:
+            better = delta is not None and (delta > 0) == bool(higher)
+        interval_known = low is not None and high is not None
+        clear = (low > 0 or high < 0) if interval_known else (p_value is not None and p_value < 0.05)
         verdict = ("better" if better else "worse") if clear else "no clear difference"
         interval = f"{low:+.3f} to {high:+.3f}" if low is not None and high is not None else "—"
-        p_value = p.get("p_value")
         rows.append(
             [
                 e(name),
