@@ -98,8 +98,10 @@ def _paired(report: dict[str, Any]) -> str:
             better = p["b"] > p["c"]
         else:
             better = delta is not None and (delta > 0) == bool(higher)
-        interval_known = low is not None and high is not None
-        clear = (low > 0 or high < 0) if interval_known else (p_value is not None and p_value < 0.05)
+        if low is not None and high is not None:  # noqa: SIM108  (mypy narrows None only in an if-block)
+            clear = low > 0 or high < 0
+        else:  # a test without an interval (McNemar, permutation): its p-value decides
+            clear = p_value is not None and p_value < 0.05
         verdict = ("better" if better else "worse") if clear else "no clear difference"
         interval = f"{low:+.3f} to {high:+.3f}" if low is not None and high is not None else "—"
         rows.append(
