@@ -238,3 +238,15 @@ def test_one_and_few_shot_baselines_sit_beside_zero_shot(make_config, tmp_path: 
     assert list(report["models"]) == ["base zero-shot", "base 1-shot", "base 3-shot", "tuned (lora)"]
     assert len(report["models"]["base 3-shot"]["demonstrations"]) == 3
     assert report["models"]["base 1-shot"]["accuracy"] is not None
+
+
+def test_classification_by_free_generation(make_config) -> None:
+    config = make_config(name="gen", eval={"classify_by": "generate", "max_new_tokens": 4, "retention": "none"})
+    assert main(["run", str(config), "--set", "train.epochs=1"]) == 0
+    run = Path(yaml.safe_load(config.read_text())["output_dir"]) / "gen"
+    report = json.loads((run / "eval" / "report.json").read_text())
+    tuned = report["models"]["tuned (lora)"]
+    assert report["scoring"].startswith("free generation") and 0 <= tuned["unparsed"] <= tuned["n"]
+    assert "answers" not in tuned
+    first = json.loads((run / "eval" / "predictions.jsonl").read_text().splitlines()[0])
+    assert set(first["answers"]) == {"base zero-shot", "tuned (lora)"}

@@ -308,6 +308,12 @@ class EvalConfig(Section):
     )
     generate_rows: int = Field(100, ge=1, description="How many test rows get generated answers (generation is slow).")
     max_new_tokens: int = Field(128, ge=1, description="Longest generated answer, in tokens.")
+    classify_by: Literal["likelihood", "generate"] = Field(
+        "likelihood",
+        description="How a causal LM picks a label: 'likelihood' scores each label after the prompt (constrained); "
+        "'generate' lets it answer freely and takes the first label word in the answer (an answer naming no "
+        "label counts as wrong, and the report counts them).",
+    )
     min_group_rows: int = Field(
         30, ge=1, description="Groups with fewer test rows are flagged in the breakdown, not ranked in the gap."
     )

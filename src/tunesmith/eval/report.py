@@ -59,6 +59,8 @@ def _label_lines(report: dict[str, Any]) -> list[str]:
         ci = m.get("ci", {})
         scores = " | ".join(_with_ci(m.get(k), ci.get(k)) for k in ("accuracy", "macro_f1", "weighted_f1"))
         lines.append(f"| {name} | {scores} | {m['n']} |{cell}")
+        if m.get("unparsed"):
+            lines.append(f"| ↳ answers naming no label | {m['unparsed']} of {m['n']} (counted wrong) | | | |")
     if any("ci" in m for m in models):
         lines += ["", "Brackets: 95% bootstrap intervals (1,000 resamples of the test rows)."]
     for pair, tests in report.get("paired", {}).items():
@@ -140,7 +142,12 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-_ROW_LEVEL = ("predictions", "scores", "per_example")  # per-row values go to predictions.jsonl, not report.json
+_ROW_LEVEL = (
+    "predictions",
+    "scores",
+    "per_example",
+    "answers",
+)  # per-row values go to predictions.jsonl, not report.json
 
 
 def _slim(generation: dict[str, Any]) -> dict[str, Any]:
@@ -185,6 +192,11 @@ def write_report(report: dict[str, Any], out_dir: Path, rows: list[dict[str, Any
                 "groups": r.get("groups", {}),
                 "predictions": {name: m["predictions"][i] for name, m in report["models"].items()},
                 "label_logprobs": {name: m["scores"][i] for name, m in report["models"].items()},
+                **(
+                    {"answers": {n: m["answers"][i] for n, m in report["models"].items() if "answers" in m}}
+                    if any("answers" in m for m in report["models"].values())
+                    else {}
+                ),
             }
         )
     generated = {n: m["generation"] for n, m in report["models"].items() if "answers" in m.get("generation", {})}

@@ -38,6 +38,8 @@ def _evaluate_model(
     prompts: list[Any] = [r["prompt"] for r in rows]
     if hasattr(model, "tunesmith_fewshot"):  # demonstrations as earlier chat turns
         prompts = model.tunesmith_fewshot.messages(prompts)
+    if config.eval.classify_by == "generate":
+        return _classify_by_generation(model, tokenizer, prompts, rows, labels, config, autocast, progress, name, t0)
     raw = score_labels(
         model,
         tokenizer,
@@ -68,6 +70,44 @@ def _evaluate_model(
     headline["scores"] = raw
     headline["seconds"] = round(time.perf_counter() - t0, 1)
     return headline
+
+
+def _classify_by_generation(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[Any],
+    rows: list[dict[str, Any]],
+    labels: list[str],
+    config: RunConfig,
+    autocast: bool,
+    progress: Any,
+    name: str,
+    t0: float,
+) -> dict[str, Any]:
+    """Free answers, parsed to the first label word; an answer naming no label is wrong and counted."""
+    from tunesmith.eval.generate import generate, parse_label
+
+    answers = generate(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=config.eval.max_new_tokens,
+        autocast=autocast,
+        progress=progress,
+        description=f"eval: {name}",
+    )
+    unparsed = "(no label)"
+    pred = [parse_label(a, labels) or unparsed for a in answers]
+    gold = [r["label"] for r in rows]
+    metrics = classification_metrics(gold, pred, labels)
+    metrics.update(
+        label_summary(gold, pred, rows, labels, group_keys(rows, config.eval.groups), config.eval.min_group_rows)
+    )
+    metrics["unparsed"] = pred.count(unparsed)
+    metrics["predictions"], metrics["answers"] = pred, answers
+    metrics["scores"] = [{lab: float(p == lab) for lab in labels} for p in pred]
+    metrics["seconds"] = round(time.perf_counter() - t0, 1)
+    return metrics
 
 
 def _with_demonstrations(base: Any, run: RunDir, config: RunConfig, k: int, score: Any) -> dict[str, Any]:
@@ -256,6 +296,10 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
         report["scoring"] = "label log-likelihood after the chat-formatted prompt" + (
             ", batch-calibrated (label prior divided out)" if config.eval.calibration == "batch" else ", argmax"
         )
+        if config.eval.classify_by == "generate":
+            report["scoring"] = (
+                f"free generation (greedy, up to {config.eval.max_new_tokens} tokens), first label word in the answer"
+            )
     else:
         report["scoring"] = "mean loss per " + ("token of held-out text" if kind == "text" else "completion token")
         report["paired"] = paired_losses(results, f"tuned ({config.method.name})")
