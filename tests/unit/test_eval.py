@@ -123,3 +123,15 @@ def test_per_row_nll_adds_up_to_the_batch_loss_and_gives_an_interval(tiny_model)
     assert sum(s for s, _ in out["per_example"]) / n == pytest.approx(out["loss"], rel=1e-6)
     low, high = out["ci"]["perplexity"]
     assert low <= out["perplexity"] <= high
+
+
+def test_loss_by_group_is_token_weighted_and_skips_chunked_text() -> None:
+    from tunesmith.eval.summary import loss_summary
+
+    rows = [{"groups": {"dialect": "a" if i < 40 else "b"}} for i in range(50)]
+    per_example = [[2.0 * 10, 10] if i < 40 else [4.0 * 5, 5] for i in range(50)]  # a: loss 2, b: loss 4
+    out = loss_summary(per_example, rows, ["dialect"], min_rows=30)
+    a, b = out["groups"]["dialect"]["a"], out["groups"]["dialect"]["b"]
+    assert a["score"] == pytest.approx(2.0) and b["score"] == pytest.approx(4.0)
+    assert not a["few_rows"] and b["few_rows"]
+    assert loss_summary(per_example[:10], rows, ["dialect"], 30) == {}  # examples are pieces, not rows

@@ -34,6 +34,14 @@ def _perplexity_lines(report: dict[str, Any]) -> list[str]:
         lines.append(f"| {name} | {_fmt(m['loss'])} | {ppl} | {m['tokens']:,} | {per_word} |")
     if any("ci" in m for m in report["models"].values()):
         lines += ["", "Brackets: 95% bootstrap intervals over examples."]
+    for name, m in report["models"].items():
+        for key, values in m.get("groups", {}).items():
+            lines += ["", f"{name}, loss per token by {key}:", "", f"| {key} | rows | loss | 95% interval |"]
+            lines.append("|---|---|---|---|")
+            for value, g in values.items():
+                few = " (few rows)" if g.get("few_rows") else ""
+                lo, hi = g["ci"] if g.get("ci") else (None, None)
+                lines.append(f"| {value or '—'}{few} | {g['n']} | {_fmt(g['score'])} | {_fmt(lo)} – {_fmt(hi)} |")
     for pair, tests in report.get("paired", {}).items():
         if "loss" in tests:
             t = tests["loss"]

@@ -18,7 +18,7 @@ from tunesmith.eval.metrics import classification_metrics
 from tunesmith.eval.perplexity import held_out_loss
 from tunesmith.eval.report import write_report
 from tunesmith.eval.scoring import predict, score_labels
-from tunesmith.eval.summary import group_keys, label_summary, paired_losses, paired_tests
+from tunesmith.eval.summary import group_keys, label_summary, loss_summary, paired_losses, paired_tests
 from tunesmith.models.load import load_classifier, load_model
 from tunesmith.rundir import RunDir, read_jsonl
 from tunesmith.train import env, lifecycle
@@ -237,6 +237,7 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
     else:
         examples = _perplexity_examples(rows, tokenizer, kind, config.train.max_length)
         words = sum(_scored_words(r, kind) for r in rows)
+        keys = group_keys(rows, config.eval.groups)
 
         def score(model: Any, name: str, tok: Any = tokenizer) -> dict[str, Any]:
             t0 = time.perf_counter()
@@ -251,6 +252,7 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
                 model, exs, tok.pad_token_id, config.eval.batch_tokens, autocast, progress, f"eval: {name}"
             )
             out["nll_per_word"] = out["loss"] * out["tokens"] / max(words, 1)  # comparable across tokenizers
+            out.update(loss_summary(out["per_example"], rows, keys, config.eval.min_group_rows))
             out["seconds"] = round(time.perf_counter() - t0, 1)
             return out
 

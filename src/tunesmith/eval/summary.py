@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunesmith.eval.groups import breakdown, group_gap, row_groups
+from tunesmith.eval.groups import breakdown, breakdown_scores, group_gap, row_groups
 from tunesmith.eval.stats import (
     classification_intervals,
     encode_labels,
@@ -77,3 +77,15 @@ def paired_losses(models: dict[str, dict[str, Any]], tuned: str) -> dict[str, An
         b = [theirs[i][0] / theirs[i][1] for i in keep]
         out[f"{tuned} vs {name}"] = {"loss": {"metric": "loss per token, per example", **paired_permutation(a, b)}}
     return out
+
+
+def loss_summary(per_example: list[list[float]], rows: list[dict[str, Any]], keys: list[str], min_rows: int) -> dict:
+    """Loss per token by group (token-weighted, with intervals) and the best-worst gap, when examples are rows
+    (raw text cut into pieces has several examples per row: then no breakdown is given)."""
+    if len(per_example) != len(rows) or not keys:
+        return {}
+    kept = [(i, s / n, n) for i, (s, n) in enumerate(per_example) if n]
+    groups = breakdown_scores(
+        [v for _, v, _ in kept], [rows[i] for i, _, _ in kept], keys, min_rows=min_rows, weights=[n for *_, n in kept]
+    )
+    return {"groups": groups, "group_gap": group_gap(groups, metric="score", higher_is_better=False)}
