@@ -24,23 +24,31 @@ def score_answers(
     model: Any, tokenizer: Any, rows: list[dict[str, Any]], config: RunConfig, autocast: bool, progress: Any, name: str
 ) -> dict[str, Any]:
     """Generate answers for ``rows`` and score them; ``answers`` and ``row_chrf`` are kept for the paired test."""
-    from tunesmith.eval.generate import generate
     from tunesmith.eval.textmetrics import generation_metrics, row_chrf
 
     prompts = [r["prompt"] for r in rows]
     if hasattr(model, "tunesmith_fewshot"):
         prompts = model.tunesmith_fewshot.messages(prompts)
-    answers = generate(
+    answers = write_answers(model, tokenizer, prompts, config, autocast, progress, f"generate: {name}")
+    refs = [r["completion"] for r in rows]
+    return {**generation_metrics(answers, refs), "answers": answers, "row_chrf": row_chrf(answers, refs)}
+
+
+def write_answers(
+    model: Any, tokenizer: Any, prompts: list[Any], config: RunConfig, autocast: bool, progress: Any, what: str
+) -> list[str]:
+    """Greedy answers with the evaluation's settings (``eval.max_new_tokens``), for scoring or label parsing."""
+    from tunesmith.eval.generate import generate
+
+    return generate(
         model,
         tokenizer,
         prompts,
         max_new_tokens=config.eval.max_new_tokens,
         autocast=autocast,
         progress=progress,
-        description=f"generate: {name}",
+        description=what,
     )
-    refs = [r["completion"] for r in rows]
-    return {**generation_metrics(answers, refs), "answers": answers, "row_chrf": row_chrf(answers, refs)}
 
 
 def paired_chrf(generation: dict[str, dict[str, Any]], tuned: str) -> dict[str, Any]:

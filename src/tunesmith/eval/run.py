@@ -85,17 +85,10 @@ def _classify_by_generation(
     t0: float,
 ) -> dict[str, Any]:
     """Free answers, parsed to the first label word; an answer naming no label is wrong and counted."""
-    from tunesmith.eval.generate import generate, parse_label
+    from tunesmith.eval.answers import write_answers
+    from tunesmith.eval.generate import parse_label
 
-    answers = generate(
-        model,
-        tokenizer,
-        prompts,
-        max_new_tokens=config.eval.max_new_tokens,
-        autocast=autocast,
-        progress=progress,
-        description=f"eval: {name}",
-    )
+    answers = write_answers(model, tokenizer, prompts, config, autocast, progress, f"eval: {name}")
     unparsed = "(no label)"
     pred = [parse_label(a, labels) or unparsed for a in answers]
     gold = [r["label"] for r in rows]
