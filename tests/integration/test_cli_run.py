@@ -250,3 +250,19 @@ def test_classification_by_free_generation(make_config) -> None:
     assert "answers" not in tuned
     first = json.loads((run / "eval" / "predictions.jsonl").read_text().splitlines()[0])
     assert set(first["answers"]) == {"base zero-shot", "tuned (lora)"}
+
+
+def test_encoder_baseline_scores_beside_the_tuned_causal_lm(make_config, tiny_encoder_dir: Path) -> None:
+    config = make_config(
+        name="enc",
+        train={"epochs": 1},
+        eval={"encoder_baseline": True, "encoder_model": str(tiny_encoder_dir), "retention": "none"},
+    )
+    assert main(["run", str(config)]) == 0
+    run = Path(yaml.safe_load(config.read_text())["output_dir"]) / "enc"
+    report = json.loads((run / "eval" / "report.json").read_text())
+    name = f"{tiny_encoder_dir} classifier"
+    assert set(report["models"]) == {"base zero-shot", name, "tuned (lora)"}
+    assert report["models"][name]["n"] == report["rows"] and "ci" in report["models"][name]
+    assert f"tuned (lora) vs {name}" in report["paired"]
+    assert (run / "baselines" / "encoder" / "model" / "config.json").is_file()

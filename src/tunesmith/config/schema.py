@@ -314,6 +314,13 @@ class EvalConfig(Section):
         "'generate' lets it answer freely and takes the first label word in the answer (an answer naming no "
         "label counts as wrong, and the report counts them).",
     )
+    encoder_baseline: bool = Field(
+        False,
+        description="For classification with a causal LM: also fine-tune eval.encoder_model with a classification "
+        "head on the same splits (full, 3 epochs; about 2 minutes for the embedded MiniLM on a laptop CPU) and "
+        "score it beside the prompting baselines and the tuned model.",
+    )
+    encoder_model: str = Field("all-minilm-l6-v2", description="The encoder of eval.encoder_baseline.")
     min_group_rows: int = Field(
         30, ge=1, description="Groups with fewer test rows are flagged in the breakdown, not ranked in the gap."
     )

@@ -267,6 +267,11 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
         if kind in SHOT_KINDS:
             name = f"base {shots[baseline]}-shot"
             results[name] = _with_demonstrations(base, run, config, shots[baseline], lambda m, n=name: score(m, n))
+    if config.eval.encoder_baseline and kind == "classification":
+        from tunesmith.eval.encoder import encoder_baseline
+
+        name, metrics = encoder_baseline(config, run, progress)
+        results[name] = metrics
     keep = _Retention(config, base, tokenizer, autocast, progress)
     tuned_tokenizer = tokenizer
     if config.model.new_tokens:  # the adapter holds the new rows; the base needs room for them first
