@@ -138,23 +138,26 @@ def prepare_streaming(config: DataConfig, run: RunDir, kind: str, seed: int = 0)
                     rejects.write(rec.to_json())
                     reasons[_reason_class(rec.reason)] += 1
                     continue
+                src = rec["source"]
                 cleaned, reason = clean_record(rec, kind, config.clean)
-                key = dedup_key(cleaned, kind) if cleaned is not None else ""
-                if cleaned is None or (config.clean.dedup == "exact" and digest(key) in seen):
-                    why = reason or "exact duplicate of an earlier row (streaming: no line kept)"
-                    src = rec["source"]
+                note, hashed = None, None
+                if cleaned is not None:  # the order of clean_records: repair, then compare
+                    cleaned, note = homoglyph_step(cleaned, kind, config.clean.homoglyphs)
+                    key = dedup_key(cleaned, kind)
+                    hashed = digest(key) if config.clean.dedup == "exact" else None
+                    if hashed is not None and hashed in seen:
+                        cleaned, reason = None, "exact duplicate of an earlier row (streaming: no line kept)"
+                if cleaned is None:
+                    why = reason or "rejected"
                     rejects.write(Reject(src["file"], src["line"], None, why, rec).to_json())
                     reasons[_reason_class(why)] += 1
                     continue
-                seen.add(digest(key))
-                cleaned, note = homoglyph_step(cleaned, kind, config.clean.homoglyphs)
+                if hashed is not None:  # with dedup off nothing is remembered, so memory stays flat
+                    seen.add(hashed)
                 if note:
-                    src = rec["source"]
-                    changes.write(
-                        Change(src["file"], src["line"], f"homoglyphs ({config.clean.homoglyphs})", note).to_json()
-                    )
+                    step = f"homoglyphs ({config.clean.homoglyphs})"
+                    changes.write(Change(src["file"], src["line"], step, note).to_json())
                 if labels and cleaned.get("label") not in labels:
-                    src = rec["source"]
                     why = f"label '{cleaned.get('label')}' never occurs in train {labels}"
                     rejects.write(Reject(src["file"], src["line"], None, why, rec).to_json())
                     reasons["label not in the label set"] += 1
