@@ -282,6 +282,18 @@ def _find(parent: list[int], x: int) -> int:
     return x
 
 
+def merge_clusters(a: Sequence[int], b: Sequence[int]) -> list[int]:
+    """Cluster ids where two rows are together if either partition puts them together (e.g. near duplicates
+    and documents); ids are the smallest index of each merged cluster, as :func:`near_duplicate_clusters`'."""
+    parent = list(range(len(a)))
+    for ids in (a, b):
+        for i, c in enumerate(ids):
+            ri, rc = _find(parent, i), _find(parent, c)
+            if ri != rc:
+                parent[max(ri, rc)] = min(ri, rc)
+    return [_find(parent, i) for i in range(len(a))]
+
+
 def near_duplicate_clusters(
     texts: Sequence[str], threshold: float = 0.8, config: MinHashConfig = MinHashConfig()
 ) -> list[int]:

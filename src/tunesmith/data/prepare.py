@@ -164,8 +164,10 @@ def _carve(
 
             clusters = record_clusters(train, kind, near)
         if config.split.keep_together:
+            from tunesmith.data.dedup import merge_clusters
+
             together = _group_ids(train, config.split.keep_together)
-            clusters = together if clusters is None else _merge_clusters(clusters, together)
+            clusters = together if clusters is None else merge_clusters(clusters, together)
         splits = {**splits, **stratified_split(splits["train"], fractions, config.split.stratify, seed, clusters)}
     leaked: list[Reject] = []
     if config.split.remove_leaks:
@@ -191,22 +193,6 @@ def _group_ids(records: list[dict[str, Any]], column: str) -> list[int]:
             raise DataError(f"split.keep_together: '{column}' must also be listed in data.groups.")
         ids.append(first.setdefault(value, i))
     return ids
-
-
-def _merge_clusters(a: list[int], b: list[int]) -> list[int]:
-    """Cluster ids where rows are together if either partition puts them together (union-find)."""
-    parent = list(range(len(a)))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for ids in (a, b):
-        for i, c in enumerate(ids):
-            parent[find(i)] = find(c)
-    return [find(i) for i in range(len(a))]
 
 
 def _convert(records: list[dict[str, Any]], kind: str, config: DataConfig) -> list[dict[str, Any]]:
