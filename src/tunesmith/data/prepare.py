@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,13 +79,18 @@ def resolve_kind(config: DataConfig) -> str:
         raise DataError(f"{config.train}: data.format auto: {exc}") from None
 
 
+def iter_records(path: str, kind: str, config: DataConfig) -> Iterator[dict[str, Any] | Reject]:
+    """Each row of ``path`` as a record of ``kind`` or a Reject (the in-memory and streaming paths share it)."""
+    for row in read_rows(path, config.text_mode, config.dataset_split):
+        yield to_record(row, kind, config.columns, config.groups, config.labels)
+
+
 def _read_records(path: str, kind: str, config: DataConfig) -> tuple[list[dict[str, Any]], list[Reject], int]:
     records: list[dict[str, Any]] = []
     rejects: list[Reject] = []
     n = 0
-    for row in read_rows(path, config.text_mode, config.dataset_split):
+    for rec in iter_records(path, kind, config):
         n += 1
-        rec = to_record(row, kind, config.columns, config.groups, config.labels)
         if isinstance(rec, Reject):
             rejects.append(rec)
         else:

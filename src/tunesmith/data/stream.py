@@ -20,7 +20,6 @@ import os
 import random
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
@@ -28,8 +27,8 @@ from typing import IO, Any
 from tunesmith.config.data import DataConfig
 from tunesmith.data.clean import Change, clean_record, homoglyph_step
 from tunesmith.data.format import load_template, to_example
-from tunesmith.data.readers import read_rows
-from tunesmith.data.records import Reject, dedup_key, primary_text, to_record
+from tunesmith.data.prepare import SPLITS, config_digest, iter_records
+from tunesmith.data.records import Reject, dedup_key, primary_text
 from tunesmith.errors import DataError
 from tunesmith.rundir import RunDir, sha256_file, write_json
 
@@ -90,24 +89,18 @@ class _Writer:
         self.tmp.unlink(missing_ok=True)
 
 
-def _records(path: str, kind: str, config: DataConfig) -> Iterator[dict[str, Any] | Reject]:
-    for row in read_rows(path, config.text_mode, config.dataset_split):
-        yield to_record(row, kind, config.columns, config.groups, config.labels)
-
-
 def _label_set(config: DataConfig, kind: str) -> list[str]:
     """The label set: from the config, or from one cheap pass over the train file (templates need it first)."""
     if kind != "classification":
         return []
     if config.labels:
         return list(config.labels)
-    return sorted({r["label"] for r in _records(config.train, kind, config) if isinstance(r, dict)})
+    return sorted({r["label"] for r in iter_records(config.train, kind, config) if isinstance(r, dict)})
 
 
 def prepare_streaming(config: DataConfig, run: RunDir, kind: str, seed: int = 0) -> dict[str, Any]:
     """Stage 1 in one pass per input file; returns what :class:`PrepareResult` needs (counts, labels, ...)."""
     from tunesmith.data.findings import reason_class as _reason_class
-    from tunesmith.data.prepare import SPLITS, config_digest
 
     if config.max_rows:
         raise DataError("data.max_rows needs the whole corpus in memory; it does not apply when data.stream is on.")
@@ -132,7 +125,7 @@ def prepare_streaming(config: DataConfig, run: RunDir, kind: str, seed: int = 0)
             path = getattr(config, source)
             if path is None:
                 continue
-            for rec in _records(path, kind, config):
+            for rec in iter_records(path, kind, config):
                 read_total += 1
                 if isinstance(rec, Reject):
                     rejects.write(rec.to_json())
