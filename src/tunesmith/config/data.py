@@ -25,11 +25,15 @@ Format = Literal[
 Mask = Literal["urls", "users", "emails", "phones"]
 
 # What each training objective can learn from, after any conversion (ranking/rating/choice -> preference,
-# parallel -> instruction). Preference kinds are prepared and inspected here; their objectives come later.
+# parallel -> instruction).
 OBJECTIVE_KINDS: dict[str, tuple[str, ...]] = {
     "sft": ("classification", "instruction", "prompt_completion", "messages"),
     "cpt": ("text",),
     "classify": ("classification",),
+    "reward": ("preference", "ranking", "rating", "choice"),
+    "dpo": ("preference",),
+    "orpo": ("preference",),
+    "kto": ("unpaired", "preference"),
 }
 
 
@@ -49,9 +53,11 @@ def check_objective_kind(objective: str, kind: str) -> None:
         return
     hint = {
         "parallel": "; set data.convert: instructions to train on translation instructions",
-        "ranking": "; set data.convert: pairs for preference pairs (the preference objectives are not built yet)",
-        "rating": "; set data.convert: pairs for preference pairs (the preference objectives are not built yet)",
-        "choice": "; set data.convert: pairs for preference pairs (the preference objectives are not built yet)",
+        "ranking": "; set data.convert: pairs for preference pairs",
+        "rating": "; set data.convert: pairs for preference pairs (pairs whose scores differ by data.pair_margin)",
+        "choice": "; set data.convert: pairs for preference pairs",
+        "preference": "; train.objective reward, dpo, orpo or kto learns from preference pairs",
+        "unpaired": "; train.objective kto learns from unpaired good/bad answers",
     }.get(kind, "")
     raise ValueError(
         f"train.objective {objective} learns from {', '.join(usable)} records, not {kind}{hint} "

@@ -23,6 +23,8 @@ from tunesmith.config.data import (  # noqa: F401  (re-exported: the data sectio
 )
 from tunesmith.config.eval import EvalConfig
 from tunesmith.config.section import Section
+from tunesmith.train.preference.config import PreferenceConfig
+from tunesmith.train.reward.config import RewardConfig
 
 # ---------------------------------------------------------------- stage 1: data (config/data.py)
 
@@ -212,15 +214,24 @@ MethodConfig = Annotated[
 # ---------------------------------------------------------------- stages 3-4: environment and training
 
 
+PREFERENCE_OBJECTIVES = ("reward", "dpo", "orpo", "kto")
+
+
 class TrainConfig(Section):
     """Stages 3-4: environment and the training loop."""
 
-    objective: Literal["sft", "cpt", "classify"] = Field(
+    objective: Literal["sft", "cpt", "classify", "reward", "dpo", "orpo", "kto"] = Field(
         "sft",
         description="'sft': supervised / instruction tuning on prompt-completion pairs; 'cpt': continued "
         "pre-training on raw text (data.format: text), every token a label; 'classify': a new classification "
-        "head on an encoder (e.g. all-minilm-l6-v2) or a causal LM, trained with cross-entropy.",
+        "head on an encoder (e.g. all-minilm-l6-v2) or a causal LM, trained with cross-entropy; 'reward': a "
+        "scalar reward head on pairs, rankings or ratings; 'dpo' (loss types sigmoid, ipo, hinge, simpo) and "
+        "'orpo' on preference pairs; 'kto' on unpaired good/bad answers (or pairs, split).",
     )
+    preference: PreferenceConfig = Field(
+        default_factory=PreferenceConfig, description="Settings of the dpo, orpo and kto objectives."
+    )
+    reward: RewardConfig = Field(default_factory=RewardConfig, description="Settings of the reward objective.")
     epochs: float = Field(1.0, gt=0, description="Passes over the training split (fractions allowed).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
     lr: float = Field(2e-4, gt=0, description="Peak learning rate.")
@@ -369,6 +380,20 @@ class RunConfig(Section):
             raise ValueError(
                 f"eval.baselines {shots} put solved training examples in front of each query: they apply to "
                 "sft on classification, instruction or prompt-completion data; keep eval.baselines: [zero-shot]"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _reference_is_reachable(self) -> RunConfig:
+        self.train.preference.reference_source(self.train.objective, self.method.name)
+        return self
+
+    @model_validator(mode="after")
+    def _pairs_are_not_packed(self) -> RunConfig:
+        if self.train.packing and self.train.objective in PREFERENCE_OBJECTIVES:
+            raise ValueError(
+                f"train.objective {self.train.objective} compares whole answers row by row, so examples cannot "
+                "share a packed row: set train.packing: false"
             )
         return self
 

@@ -126,6 +126,7 @@ def rating_to_pairs(records: Iterable[dict[str, Any]], margin: float) -> list[di
 
     Prompts are grouped by exact text (after trimming outer whitespace), in order of first appearance.
     Two responses with the same text are never paired: a pair of identical answers teaches nothing.
+    Each pair keeps its score gap as ``margin`` (a reward model can ask for a larger gap on clear pairs).
 
     Raises:
         DataError: ``margin`` is not positive (a zero margin would pair tied scores).
@@ -145,7 +146,8 @@ def rating_to_pairs(records: Iterable[dict[str, Any]], margin: float) -> list[di
                 if better["response"].strip() == worse["response"].strip():
                     continue
                 pair = _pair(better["prompt"], better["response"], worse["response"], better)
-                pairs.append({**pair, "rejected_source": worse.get("source")})
+                gap = float(better["score"]) - float(worse["score"])
+                pairs.append({**pair, "margin": gap, "rejected_source": worse.get("source")})
     return pairs
 
 

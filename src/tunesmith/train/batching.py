@@ -67,7 +67,10 @@ def collate(examples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.
 
 
 def labelled_tokens(batch: dict[str, torch.Tensor]) -> int:
-    """Positions that carry a loss after the causal shift (or examples, for ``(B,)`` class labels)."""
+    """What the loss averages over: pairs or examples where the batch counts them (``units``: preference
+    objectives), examples for ``(B,)`` class labels, else positions that carry a loss after the causal shift."""
+    if "units" in batch:
+        return int(batch["units"].numel())
     if batch["labels"].dim() == 1:
         return int(batch["labels"].numel())
     return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())

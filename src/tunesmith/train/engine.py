@@ -64,6 +64,12 @@ class FitResult:
     best_checkpoint: str | None
 
 
+def example_length(example: Example) -> int:
+    """What an example costs in a batch: its ``length`` when it spans several rows (a preference pair is
+    two), else its token count."""
+    return int(example["length"]) if "length" in example else len(example["input_ids"])  # type: ignore[arg-type]
+
+
 def plan_epoch(lengths: Sequence[int], config: TrainConfig, seed: int, epoch: int) -> list[list[int]]:
     """The micro-batches of one epoch (index lists); a seed and epoch always give the same plan."""
     plan = pack_plan if config.packing else token_budget_batches
@@ -93,9 +99,12 @@ def evaluate_loss(
     world, rank = accelerator.num_processes, accelerator.process_index
     loss_module = accelerator.unwrap_model(loss_module)  # no DDP collectives for uneven eval shares
     loss_module.eval()
+    tally = getattr(loss_module, "tally", None)
+    if tally is not None:
+        tally.scope = "val"
     total, count = 0.0, 0
     with torch.no_grad():
-        for idx in plan_epoch([len(e["input_ids"]) for e in examples], config, 0, 0)[rank::world]:
+        for idx in plan_epoch([example_length(e) for e in examples], config, 0, 0)[rank::world]:
             chunk = [examples[i] for i in idx]
             made = collate_fn(chunk) if collate_fn else make_batch(chunk, config, pad_id)
             batch = {k: v.to(accelerator.device) for k, v in made.items()}
@@ -107,6 +116,8 @@ def evaluate_loss(
             total += float(loss)
             count += n
     loss_module.train()
+    if tally is not None:
+        tally.scope = "train"
     return distributed.reduce_sum(total, accelerator) / max(distributed.reduce_sum(count, accelerator), 1.0)
 
 
@@ -152,7 +163,7 @@ def fit(
         kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
     )
     world, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
-    lengths = [len(e["input_ids"]) for e in train_examples]
+    lengths = [example_length(e) for e in train_examples]
 
     def build(chunk: Sequence[Example]) -> dict[str, torch.Tensor]:
         return collate_fn(chunk) if collate_fn else make_batch(chunk, config, pad_id)
@@ -163,6 +174,7 @@ def fit(
     anchors = [p.detach().clone() for p in trainable] if config.l2sp else []  # pretrained values, before resume
     optimizer = build_optimizer(loss_module, config)
     scheduler = build_scheduler(optimizer, config, n_steps)
+    tally = getattr(loss_module, "tally", None)  # statistics beside the loss (preference accuracy, margins)
     loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
     if anchors:  # to wherever prepare put the model
         anchors = [a.to(p.device) for a, p in zip(anchors, trainable, strict=True)]
@@ -206,7 +218,8 @@ def fit(
             return
         val = evaluate_loss(loss_module, val_examples, config, pad_id, accelerator, collate_fn)
         state.history.append({"step": state.step, "val_loss": val})
-        record(step=state.step, epoch=state.epoch, val_loss=val)
+        stats = {f"val_{k}": v for k, v in tally.take("val", accelerator).items()} if tally else {}
+        record(step=state.step, epoch=state.epoch, val_loss=val, **stats)
         if state.best_val_loss is None or val < state.best_val_loss:
             state.best_val_loss, state.best_step = val, state.step
             state.evals_without_improvement = 0
@@ -279,6 +292,7 @@ def fit(
             if state.step % config.log_every == 0 or state.step == n_steps:
                 now = time.perf_counter()
                 tps = window_tokens / max(now - window_start, 1e-9)
+                stats = tally.take("train", accelerator) if tally else {}
                 record(
                     step=state.step,
                     epoch=state.epoch,
@@ -288,6 +302,7 @@ def fit(
                     tokens=state.tokens_seen,
                     tokens_per_s=round(tps, 1),
                     elapsed_s=round(now - start, 2),
+                    **stats,
                 )
                 window_tokens, window_start = 0, now
                 if progress:

@@ -74,6 +74,41 @@ def labelled_lm_loss(
     return total / (n if normalizer is None else normalizer), n
 
 
+def _chunk_logps(
+    head: Callable[[torch.Tensor], torch.Tensor], hidden: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    return -F.cross_entropy(head(hidden).float(), targets, reduction="none")
+
+
+def labelled_logps_per_row(
+    hidden: torch.Tensor, labels: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor], chunk_size: int = 2048
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed log-probability of each row's labelled tokens, with gradients: the sequence log-likelihood
+    ``log p(completion | prompt)`` that preference losses compare.
+
+    Like :func:`labelled_lm_loss`, the head runs on labelled positions only, in checkpointed chunks, so the
+    ``(B, T, V)`` logits never exist. Returns ``(logps, counts)``, both ``(B,)``; divide for the per-token
+    mean that IPO, SimPO and ORPO use.
+    """
+    targets = labels[:, 1:]
+    mask = targets != IGNORE_INDEX
+    rows = mask.nonzero()[:, 0]  # (N,) the row of each labelled position, in order
+    selected, targets = hidden[:, :-1][mask], targets[mask]
+    n = int(targets.numel())
+    pieces = []
+    for start in range(0, n, chunk_size):
+        h, y = selected[start : start + chunk_size], targets[start : start + chunk_size]
+        if torch.is_grad_enabled() and n > chunk_size:
+            pieces.append(checkpoint(_chunk_logps, head, h, y, use_reentrant=False))
+        else:
+            pieces.append(_chunk_logps(head, h, y))
+    token_logps = torch.cat(pieces) if pieces else hidden.new_zeros(0, dtype=torch.float32)
+    sums = torch.zeros(labels.shape[0], dtype=torch.float32, device=hidden.device).index_add(0, rows, token_logps)
+    if n == 0:  # keep the graph connected so backward still reaches every parameter under DDP
+        sums = sums + hidden.sum() * 0.0
+    return sums, mask.sum(dim=1)
+
+
 @torch.no_grad()
 def labelled_nll_per_row(
     hidden: torch.Tensor, labels: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor], chunk_size: int = 512

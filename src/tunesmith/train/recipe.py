@@ -8,9 +8,19 @@ from tunesmith.config.schema import RunConfig
 from tunesmith.rundir import RunDir
 from tunesmith.train.classify.recipe import train_classify
 from tunesmith.train.cpt.recipe import train_cpt
+from tunesmith.train.preference.recipe import train_preference
+from tunesmith.train.reward.recipe import train_reward
 from tunesmith.train.sft.recipe import train_sft
 
-RECIPES = {"sft": train_sft, "cpt": train_cpt, "classify": train_classify}
+RECIPES = {
+    "sft": train_sft,
+    "cpt": train_cpt,
+    "classify": train_classify,
+    "reward": train_reward,
+    "dpo": train_preference,
+    "orpo": train_preference,
+    "kto": train_preference,
+}
 
 
 def train(config: RunConfig, run: RunDir, resume: bool = False, progress: Any = None) -> dict[str, Any]:

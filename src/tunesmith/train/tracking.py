@@ -68,3 +68,37 @@ class MetricsLog:
             self._tb.close()
         if self._mlflow is not None:
             self._mlflow.end_run()
+
+
+class Tally:
+    """Sums and counts of per-batch statistics (pairwise accuracy, reward margins) between two log lines.
+
+    A loss module adds to it in ``forward``; the engine takes the means when it writes metrics, per scope
+    (``train`` while training, ``val`` while validating). ``names`` fixes the statistics and their order,
+    so every process reduces the same numbers in the same order under data parallelism.
+    """
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.scope = "train"
+        self._sums: dict[tuple[str, str], list[float]] = {}
+
+    def add(self, name: str, total: float, count: int) -> None:
+        if name not in self.names:
+            raise KeyError(f"{name!r} is not one of this tally's statistics {self.names}")
+        entry = self._sums.setdefault((self.scope, name), [0.0, 0.0])
+        entry[0] += total
+        entry[1] += count
+
+    def take(self, scope: str = "train", accelerator: Any = None) -> dict[str, float]:
+        """The means added in ``scope`` since the last take (summed over processes), and reset them."""
+        from tunesmith.train.distributed import reduce_sum
+
+        means = {}
+        for name in self.names:
+            total, count = self._sums.pop((scope, name), [0.0, 0.0])
+            if accelerator is not None and accelerator.num_processes > 1:
+                total, count = reduce_sum(total, accelerator), reduce_sum(count, accelerator)
+            if count:
+                means[name] = round(total / count, 6)
+        return means

@@ -1,0 +1,1 @@
+"""Reward modelling: a scalar head trained on pairwise, ranked or rated feedback."""
