@@ -36,7 +36,7 @@ from tunesmith.train.optim import build_optimizer, build_scheduler
 from tunesmith.train.packing import collate_packed, pack_plan
 from tunesmith.train.tracking import MetricsLog
 
-Example = dict[str, list[int]]
+Example = dict[str, Any]
 
 
 @dataclass
@@ -67,7 +67,7 @@ class FitResult:
 def example_length(example: Example) -> int:
     """What an example costs in a batch: its ``length`` when it spans several rows (a preference pair is
     two), else its token count."""
-    return int(example["length"]) if "length" in example else len(example["input_ids"])  # type: ignore[arg-type]
+    return int(example["length"]) if "length" in example else len(example["input_ids"])
 
 
 def plan_epoch(lengths: Sequence[int], config: TrainConfig, seed: int, epoch: int) -> list[list[int]]:
