@@ -340,6 +340,23 @@ def config_eject(preset: str, path: Path, force: bool = typer.Option(False, help
     console.print(f"wrote {path} (from preset '{preset}'); edit data.train and run `tunesmith run {path}`")
 
 
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Click's usage errors, and those of the click copy that newer typer releases vendor (``typer._click``)."""
+    import click
+
+    errors: list[type[Exception]] = [click.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as VendoredClickException
+    except ImportError:  # typer releases that use click itself
+        pass
+    else:
+        errors.append(VendoredClickException)
+    return tuple(errors)
+
+
+USAGE_ERRORS = _usage_errors()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print one paragraph and exit 2; no traceback."""
     import click
@@ -354,9 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     except TunesmithError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         return exc.exit_code
-    except click.ClickException as exc:
+    except USAGE_ERRORS as exc:
         exc.show()
-        return exc.exit_code
+        return int(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
         Console(stderr=True).print(
             "[bold yellow]interrupted[/]: checkpoints written so far are kept; continue with "

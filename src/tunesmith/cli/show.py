@@ -66,9 +66,28 @@ def perplexity(console: Console, report: dict[str, Any], run: Any) -> None:
     console.print(f"scoring: {report['scoring']}; report: {run.eval / 'report.md'}")
 
 
+def preferences(console: Console, report: dict[str, Any], run: Any) -> None:
+    title = f"stage 5: {report['split']} split, {report['scored']} held-out pairs"
+    table = Table(title=title, show_edge=False)
+    for col in ("model", "accuracy", "95% interval", "margin", "likelihood acc"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in report["models"].items():
+        low, high = (m.get("ci") or {}).get("accuracy") or (None, None)
+        interval = f"{_f(low)} – {_f(high)}" if low is not None else "—"
+        table.add_row(name, _f(m["accuracy"]), interval, _f(m.get("margin")), _f(m.get("likelihood_accuracy")))
+    console.print(table)
+    console.print(f"scoring: {report['scoring']}")
+    if "forgetting" in report:
+        console.print(f"forgetting ({report['forgetting']['suite']} suite): {report['forgetting']['summary']}")
+    console.print(f"report: {run.eval / 'report.html'} (and report.md, report.json, pairs.jsonl)")
+
+
 def evaluation(console: Console, report: dict[str, Any], run: Any) -> None:
     if report.get("task") == "perplexity":
         perplexity(console, report, run)
+        return
+    if report.get("task") == "preferences":
+        preferences(console, report, run)
         return
     table = Table(title=f"stage 5: {report['split']} split, {report['rows']} held-out rows", show_edge=False)
     models = list(report["models"].values())

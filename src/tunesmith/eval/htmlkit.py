@@ -25,8 +25,19 @@ METRICS: dict[str, tuple[str, bool | None]] = {
     "bleu": ("BLEU", True),
     "exact_match": ("exact match", True),
     "length_ratio": ("length ratio", None),
+    "margin": ("reward margin", True),
+    "likelihood_accuracy": ("likelihood accuracy", True),
 }
-HEADLINE = ("accuracy", "macro_f1", "weighted_f1", "loss", "perplexity", "nll_per_word")
+HEADLINE = (
+    "accuracy",
+    "macro_f1",
+    "weighted_f1",
+    "margin",
+    "likelihood_accuracy",
+    "loss",
+    "perplexity",
+    "nll_per_word",
+)
 GENERATION = ("chrf", "chrf_pp", "bleu", "exact_match", "length_ratio")
 
 STYLE = """

@@ -49,6 +49,28 @@ def _perplexity_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _preference_lines(report: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Split `{report['split']}`, {report['rows']} rows, {report['scored']} held-out pairs scored. "
+        f"Scoring: {report['scoring']}. Base model: `{report['base_model']}`.",
+        "",
+        "| model | accuracy | margin | likelihood accuracy | pairs |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in report["models"].items():
+        ci = m.get("ci") or {}
+        cells = [_with_ci(m.get(k), ci.get(k)) for k in ("accuracy", "margin", "likelihood_accuracy")]
+        lines.append(f"| {name} | {' | '.join(cells)} | {m['n']} |")
+    lines += ["", "Brackets: 95% bootstrap intervals over pairs."]
+    for pair, tests in report.get("paired", {}).items():
+        for metric, t in tests.items():
+            lines.append(
+                f"- {pair}, {metric}: McNemar {t['b']} pairs only the first ranks right vs {t['c']} only the "
+                f"second, p = {t['p_value']:.3g}."
+            )
+    return lines
+
+
 def _label_lines(report: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     lines.append(
@@ -114,7 +136,11 @@ def _label_lines(report: dict[str, Any]) -> list[str]:
 
 def render_markdown(report: dict[str, Any]) -> str:
     lines = [f"# Evaluation: {report['run']}", ""]
-    lines += _label_lines(report) if report.get("task", "labels") == "labels" else _perplexity_lines(report)
+    task = report.get("task", "labels")
+    if task == "preferences":
+        lines += _preference_lines(report)
+    else:
+        lines += _label_lines(report) if task == "labels" else _perplexity_lines(report)
     lines += _generation_lines(report)
     warning = report.get("overfitting", {}).get("warning")
     if warning:

@@ -183,6 +183,89 @@ def _evaluate_head(
 
 
 SHOT_KINDS = ("classification", "instruction", "prompt_completion")  # solved examples can go before a query
+PREFERENCE_KINDS = ("preference", "ranking", "rating", "choice", "unpaired")
+
+
+def _preference_report(config: RunConfig, run: RunDir, rows: list, scored: int, found: dict[str, Any]) -> dict:
+    return {
+        "run": config.name,
+        "task": "preferences",
+        "split": config.eval.split,
+        "rows": len(rows),
+        "scored": scored,
+        "base_model": config.model.base,
+        "method": config.method.name,
+        **found,
+    }
+
+
+def _evaluate_reward(
+    config: RunConfig, run: RunDir, rows: list[dict[str, Any]], kind: str, method: Any, trained_dir: Any, autocast: bool
+) -> dict[str, Any]:
+    """A reward model's held-out pairwise accuracy against the untrained head and the longer-answer rule."""
+    from tunesmith.eval import preferences as prefs
+    from tunesmith.train.reward.data import encode_pair
+
+    pairs = prefs.as_pairs(rows, kind, config.data.pair_margin)
+    env.set_seed(config.seed)  # the untrained head is the one training started from
+    base, tokenizer = load_classifier(config.model.base, ["reward"], config.model.gguf_file)
+    kept = [(p, encode_pair(p, tokenizer)) for p in pairs]
+    kept = [(p, ex) for p, ex in kept if ex["longest"] <= config.train.max_length]
+    if not kept:
+        raise DataError(f"eval: no held-out pair fits train.max_length={config.train.max_length}.")
+    pairs, examples = [p for p, _ in kept], [ex for _, ex in kept]
+    base.to(env.device_name())
+    pad, budget = tokenizer.pad_token_id, config.eval.batch_tokens
+    untrained = prefs.pair_rewards(base, examples, pad, budget, autocast)
+    tuned = prefs.pair_rewards(for_inference(method.load(base, trained_dir)), examples, pad, budget, autocast)
+    longer = prefs.length_margins(pairs)
+    prefs.write_pair_scores(run.eval / "pairs.jsonl", pairs, {"untrained": untrained, "longer": longer, "tuned": tuned})
+    found = prefs.reward_report(config, untrained, longer, tuned)
+    return _finish(_preference_report(config, run, rows, len(pairs), found), run, [])
+
+
+def _evaluate_policy(
+    config: RunConfig,
+    run: RunDir,
+    rows: list[dict[str, Any]],
+    kind: str,
+    method: Any,
+    trained_dir: Any,
+    autocast: bool,
+    progress: Any,
+) -> dict[str, Any]:
+    """A preference-tuned policy against its base on held-out pairs, and what it kept of general knowledge."""
+    from tunesmith.eval import preferences as prefs
+    from tunesmith.train.preference.data import encode_pair, encode_unpaired
+
+    base, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
+    base.to(env.device_name())
+    pad, budget, limit = tokenizer.pad_token_id, config.eval.batch_tokens, config.train.max_length
+    keep = _Retention(config, base, tokenizer, autocast, progress)
+    if kind == "unpaired":
+        examples = [ex for ex in (encode_unpaired(r, tokenizer) for r in rows) if ex["longest"] <= limit]
+        before = prefs.answer_logps(base, examples, pad, budget, autocast)
+        tuned = for_inference(method.load(base, trained_dir))
+        found = prefs.unpaired_report(config, examples, before, prefs.answer_logps(tuned, examples, pad, budget, autocast))
+        scored = len(examples)
+    else:
+        pairs = prefs.as_pairs(rows, kind, config.data.pair_margin)
+        kept = [(p, ex) for p, ex in ((p, encode_pair(p, tokenizer)) for p in pairs) if ex["longest"] <= limit]
+        if not kept:
+            raise DataError(f"eval: no held-out pair fits train.max_length={limit}.")
+        pairs, examples = [p for p, _ in kept], [ex for _, ex in kept]
+        before = prefs.pair_logps(base, examples, pad, budget, autocast)
+        tuned = for_inference(method.load(base, trained_dir))
+        after = prefs.pair_logps(tuned, examples, pad, budget, autocast)
+        found = prefs.policy_report(config, before, after)
+        gaps = {"base": [prefs._mean_gap(s) for s in before], "tuned": [prefs._mean_gap(s) for s in after]}
+        prefs.write_pair_scores(run.eval / "pairs.jsonl", pairs, gaps)
+        scored = len(pairs)
+    report = _preference_report(config, run, rows, scored, found)
+    forgetting = keep.compare(tuned, tokenizer)
+    if forgetting is not None:
+        report["forgetting"] = forgetting
+    return _finish(report, run, [])
 
 
 def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, Any]:
@@ -215,6 +298,10 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
         )
     if config.train.objective == "classify":
         return _evaluate_head(config, run, rows, labels, method, trained_dir, progress)
+    if config.train.objective == "reward":
+        return _evaluate_reward(config, run, rows, kind, method, trained_dir, autocast)
+    if kind in PREFERENCE_KINDS:
+        return _evaluate_policy(config, run, rows, kind, method, trained_dir, autocast, progress)
     task = lifecycle.loading(progress, config.model.base)
     base, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
     base.to(env.device_name())
