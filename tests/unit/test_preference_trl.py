@@ -14,13 +14,13 @@ import torch
 
 pytest.importorskip("trl")
 
-from tunesmith.train.losses import labelled_logps_per_row  # noqa: E402
-from tunesmith.train.preference import losses  # noqa: E402
-from tunesmith.train.preference.config import PreferenceConfig  # noqa: E402
-from tunesmith.train.preference.loss import KTOLoss, PreferenceLoss, sequence_logps  # noqa: E402
-from tunesmith.train.reward.config import RewardConfig  # noqa: E402
-from tunesmith.train.reward.loss import RewardLoss  # noqa: E402
-from tunesmith.train.sft.loss import CausalLMLoss  # noqa: E402
+from tunesmith.train.losses import labelled_logps_per_row
+from tunesmith.train.preference import losses
+from tunesmith.train.preference.config import PreferenceConfig
+from tunesmith.train.preference.loss import KTOLoss, PreferenceLoss, sequence_logps
+from tunesmith.train.reward.config import RewardConfig
+from tunesmith.train.reward.loss import RewardLoss
+from tunesmith.train.sft.loss import CausalLMLoss
 
 PAIRS = [
     ("Is it possible to download a car?", "I'm not sure what you mean.", "No."),
@@ -116,7 +116,9 @@ def test_dpo_loss_equals_trl_dpo_trainer(tmp_path: Path, tiny_model_dir: Path, l
         expected = trainer._compute_loss(trainer.model, batch, False)
         ours = _our_batch(batch)
         n = ours["units"].numel()
-        ref, _ = sequence_logps(CausalLMLoss(trainer.ref_model), ours["input_ids"], ours["attention_mask"], ours["labels"])
+        ref, _ = sequence_logps(
+            CausalLMLoss(trainer.ref_model), ours["input_ids"], ours["attention_mask"], ours["labels"]
+        )
         ours["ref_chosen"], ours["ref_rejected"] = ref[:n], ref[n:]
         module = PreferenceLoss(trainer.model, "dpo", PreferenceConfig(loss_type=loss_type, beta=0.1), "precompute")
         loss, units = module(ours)
@@ -162,6 +164,7 @@ def test_simpo_and_cpo_sigmoid_equal_trl_cpo_loss(loss_type: str) -> None:
     ours = losses.simpo_loss(chosen, rejected, beta=2.0, gamma=gamma, label_smoothing=0.1)
     torch.testing.assert_close(ours.losses, expected, rtol=0, atol=1e-6)
     torch.testing.assert_close(ours.chosen_rewards, exp_c, rtol=0, atol=1e-6)
+    torch.testing.assert_close(ours.rejected_rewards, exp_r, rtol=0, atol=1e-6)
 
 
 def test_orpo_loss_equals_trl_odds_ratio_loss() -> None:
@@ -254,9 +257,7 @@ def test_reward_loss_equals_trl_reward_trainer(tmp_path: Path, tiny_model_dir: P
         use_cpu=True,
         bf16=False,
     )
-    trainer = RewardTrainer(
-        model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
-    )
+    trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
     batch = next(iter(trainer.get_train_dataloader()))
     trainer.model.eval()
     with torch.no_grad():

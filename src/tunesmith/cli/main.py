@@ -372,8 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         return exc.exit_code
     except USAGE_ERRORS as exc:
-        exc.show()
-        return int(exc.exit_code)
+        exc.show()  # type: ignore[attr-defined]
+        return int(exc.exit_code)  # type: ignore[attr-defined]
     except (click.exceptions.Abort, KeyboardInterrupt):
         Console(stderr=True).print(
             "[bold yellow]interrupted[/]: checkpoints written so far are kept; continue with "

@@ -13,7 +13,7 @@ Intervals are 95% bootstrap over pairs; McNemar's test compares two systems on t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -108,8 +108,10 @@ def policy_report(config: RunConfig, base_scores: list, tuned_scores: list) -> d
     paired = {f"{tuned_name} vs base": _versus(tuned_like, base_like, "likelihood_accuracy")}
     if not uses_reference:
         paired[f"{tuned_name} vs base"].update(_versus(tuned_margins, base_margins, "accuracy"))
-    reward = "beta x chosen-minus-rejected log-ratio to the base model" if uses_reference else (
-        "beta x chosen-minus-rejected per-token mean log-prob"
+    reward = (
+        "beta x chosen-minus-rejected log-ratio to the base model"
+        if uses_reference
+        else ("beta x chosen-minus-rejected per-token mean log-prob")
     )
     return {
         "models": models,
@@ -189,11 +191,15 @@ def reward_report(config: RunConfig, untrained: list[float], longer: list[float]
         f"{tuned_name} vs untrained head": _versus(tuned, untrained, "accuracy"),
         f"{tuned_name} vs longer answer": _versus(tuned, longer, "accuracy"),
     }
-    return {"models": models, "paired": paired, "scoring": "pairwise accuracy: the reward model scores the chosen "
-            "answer higher (ties half); margin: mean r(chosen) - r(rejected)"}
+    return {
+        "models": models,
+        "paired": paired,
+        "scoring": "pairwise accuracy: the reward model scores the chosen "
+        "answer higher (ties half); margin: mean r(chosen) - r(rejected)",
+    }
 
 
-def write_pair_scores(path: Any, pairs: Sequence[dict[str, Any]], columns: dict[str, Sequence[float]]) -> None:
+def write_pair_scores(path: Any, pairs: Sequence[dict[str, Any]], columns: Mapping[str, Sequence[float]]) -> None:
     """``eval/pairs.jsonl``: each held-out pair's source and every system's margin, to inspect the errors."""
     from tunesmith.rundir import write_jsonl
 

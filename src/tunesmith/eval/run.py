@@ -200,7 +200,13 @@ def _preference_report(config: RunConfig, run: RunDir, rows: list, scored: int, 
 
 
 def _evaluate_reward(
-    config: RunConfig, run: RunDir, rows: list[dict[str, Any]], kind: str, method: Any, trained_dir: Any, autocast: bool
+    config: RunConfig,
+    run: RunDir,
+    rows: list[dict[str, Any]],
+    kind: str,
+    method: Any,
+    trained_dir: Any,
+    autocast: bool,
 ) -> dict[str, Any]:
     """A reward model's held-out pairwise accuracy against the untrained head and the longer-answer rule."""
     from tunesmith.eval import preferences as prefs
@@ -219,7 +225,9 @@ def _evaluate_reward(
     untrained = prefs.pair_rewards(base, examples, pad, budget, autocast)
     tuned = prefs.pair_rewards(for_inference(method.load(base, trained_dir)), examples, pad, budget, autocast)
     longer = prefs.length_margins(pairs)
-    prefs.write_pair_scores(run.eval / "pairs.jsonl", pairs, {"untrained": untrained, "longer": longer, "tuned": tuned})
+    prefs.write_pair_scores(
+        run.eval / "pairs.jsonl", pairs, {"untrained": untrained, "longer": longer, "tuned": tuned}
+    )
     found = prefs.reward_report(config, untrained, longer, tuned)
     return _finish(_preference_report(config, run, rows, len(pairs), found), run, [])
 
@@ -246,7 +254,9 @@ def _evaluate_policy(
         examples = [ex for ex in (encode_unpaired(r, tokenizer) for r in rows) if ex["longest"] <= limit]
         before = prefs.answer_logps(base, examples, pad, budget, autocast)
         tuned = for_inference(method.load(base, trained_dir))
-        found = prefs.unpaired_report(config, examples, before, prefs.answer_logps(tuned, examples, pad, budget, autocast))
+        found = prefs.unpaired_report(
+            config, examples, before, prefs.answer_logps(tuned, examples, pad, budget, autocast)
+        )
         scored = len(examples)
     else:
         pairs = prefs.as_pairs(rows, kind, config.data.pair_margin)
