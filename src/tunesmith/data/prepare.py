@@ -162,6 +162,8 @@ def _carve(
         n: getattr(config.split, n) for n in ("validation", "test") if n not in splits and getattr(config.split, n) > 0
     }
     near = config.clean.near_dup
+    # the default stratum is the label; records without one (text, pairs, chats) have nothing to balance
+    stratify = [k for k in config.split.stratify if k != "label" or any("label" in r for r in splits["train"])]
     if fractions:
         train = splits["train"]
         clusters = None
@@ -174,11 +176,11 @@ def _carve(
 
             together = _group_ids(train, config.split.keep_together)
             clusters = together if clusters is None else merge_clusters(clusters, together)
-        splits = {**splits, **stratified_split(splits["train"], fractions, config.split.stratify, seed, clusters)}
+        splits = {**splits, **stratified_split(splits["train"], fractions, stratify, seed, clusters)}
     leaked: list[Reject] = []
     if config.split.remove_leaks:
         splits, leaked = remove_leaks(splits, kind, near=near)
-    warnings = stratum_warnings(splits, config.split.stratify, config.split.min_per_stratum)
+    warnings = stratum_warnings(splits, stratify, config.split.min_per_stratum)
     for name in fractions:
         if not splits.get(name) and near is not None:
             warnings.insert(
