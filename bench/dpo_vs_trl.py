@@ -221,7 +221,8 @@ def main() -> None:
         print(
             f"| {tool} | {statistics.median(tps):.0f} [{min(tps):.0f}, {max(tps):.0f}] "
             f"| {statistics.median(tps) / base:.2f}x | {sps:.2f} | {statistics.median(rss):.2f} "
-            f"[{min(rss):.2f}, {max(rss):.2f}] | {statistics.median(rss) / base_rss:.2f}x | {trained:.0f} | {loss:.4f} |"
+            f"[{min(rss):.2f}, {max(rss):.2f}] | {statistics.median(rss) / base_rss:.2f}x "
+            f"| {trained:.0f} | {loss:.4f} |"
         )
 
 
