@@ -82,7 +82,24 @@ def preferences(console: Console, report: dict[str, Any], run: Any) -> None:
     console.print(f"report: {run.eval / 'report.html'} (and report.md, report.json, pairs.jsonl)")
 
 
+def rewards(console: Console, report: dict[str, Any], run: Any) -> None:
+    table = Table(title=f"stage 5: {report['split']} split, {report['scored']} held-out prompts", show_edge=False)
+    for col in ("model", "mean reward", "95% interval"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in report["models"].items():
+        low, high = (m.get("ci") or {}).get("reward") or (None, None)
+        table.add_row(name, _f(m["reward"]), f"{_f(low)} – {_f(high)}" if low is not None else "—")
+    console.print(table)
+    console.print(f"scoring: {report['scoring']}")
+    if "forgetting" in report:
+        console.print(f"forgetting ({report['forgetting']['suite']} suite): {report['forgetting']['summary']}")
+    console.print(f"report: {run.eval / 'report.html'} (and report.md, report.json, answers.jsonl)")
+
+
 def evaluation(console: Console, report: dict[str, Any], run: Any) -> None:
+    if report.get("task") == "rewards":
+        rewards(console, report, run)
+        return
     if report.get("task") == "perplexity":
         perplexity(console, report, run)
         return

@@ -34,6 +34,8 @@ OBJECTIVE_KINDS: dict[str, tuple[str, ...]] = {
     "dpo": ("preference",),
     "orpo": ("preference",),
     "kto": ("unpaired", "preference"),
+    # ppo needs prompts only: it samples its own answers
+    "ppo": ("classification", "instruction", "prompt_completion", "messages", "preference", "unpaired"),
 }
 
 

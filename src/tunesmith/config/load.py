@@ -69,7 +69,22 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
+def _resolve_reward(raw: dict[str, Any], base: Path) -> None:
+    """``train.ppo.reward``: a run directory or a ``file.py:function`` relative to the config file."""
+    train = raw.get("train")
+    ppo = train.get("ppo") if isinstance(train, dict) else None
+    if not isinstance(ppo, dict) or not isinstance(ppo.get("reward"), str) or not ppo["reward"]:
+        return
+    value = ppo["reward"]
+    target, sep, name = value.rpartition(":")
+    if sep and target.endswith(".py") and not Path(target).is_absolute():
+        ppo["reward"] = f"{(base / target).resolve()}:{name}"
+    elif not Path(value).is_absolute() and (base / value).is_dir():
+        ppo["reward"] = str((base / value).resolve())
+
+
 def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
+    _resolve_reward(raw, base)
     data = raw.get("data")
     if not isinstance(data, dict):
         return

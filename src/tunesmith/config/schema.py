@@ -23,6 +23,7 @@ from tunesmith.config.data import (  # noqa: F401  (re-exported: the data sectio
 )
 from tunesmith.config.eval import EvalConfig
 from tunesmith.config.section import Section
+from tunesmith.train.ppo.config import PPOConfig
 from tunesmith.train.preference.config import PreferenceConfig
 from tunesmith.train.reward.config import RewardConfig
 
@@ -220,18 +221,20 @@ PREFERENCE_OBJECTIVES = ("reward", "dpo", "orpo", "kto")
 class TrainConfig(Section):
     """Stages 3-4: environment and the training loop."""
 
-    objective: Literal["sft", "cpt", "classify", "reward", "dpo", "orpo", "kto"] = Field(
+    objective: Literal["sft", "cpt", "classify", "reward", "dpo", "orpo", "kto", "ppo"] = Field(
         "sft",
         description="'sft': supervised / instruction tuning on prompt-completion pairs; 'cpt': continued "
         "pre-training on raw text (data.format: text), every token a label; 'classify': a new classification "
         "head on an encoder (e.g. all-minilm-l6-v2) or a causal LM, trained with cross-entropy; 'reward': a "
         "scalar reward head on pairs, rankings or ratings; 'dpo' (loss types sigmoid, ipo, hinge, simpo) and "
-        "'orpo' on preference pairs; 'kto' on unpaired good/bad answers (or pairs, split).",
+        "'orpo' on preference pairs; 'kto' on unpaired good/bad answers (or pairs, split); 'ppo': RLHF on the "
+        "data's prompts against train.ppo.reward (a reward or classify run, or a function).",
     )
     preference: PreferenceConfig = Field(
         default_factory=PreferenceConfig, description="Settings of the dpo, orpo and kto objectives."
     )
     reward: RewardConfig = Field(default_factory=RewardConfig, description="Settings of the reward objective.")
+    ppo: PPOConfig = Field(default_factory=PPOConfig, description="Settings of the ppo objective.")
     epochs: float = Field(1.0, gt=0, description="Passes over the training split (fractions allowed).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
     lr: float = Field(2e-4, gt=0, description="Peak learning rate.")
@@ -386,6 +389,19 @@ class RunConfig(Section):
     @model_validator(mode="after")
     def _reference_is_reachable(self) -> RunConfig:
         self.train.preference.reference_source(self.train.objective, self.method.name)
+        return self
+
+    @model_validator(mode="after")
+    def _ppo_needs_a_weight_method(self) -> RunConfig:
+        if self.train.objective == "ppo" and (self.method.name in PROMPT_LEARNING or self.method.name == "fewshot"):
+            raise ValueError(
+                f"train.objective ppo samples and scores answers token by token; method {self.method.name} is not "
+                "supported there: use lora (the default), dora, ia3, qlora, adapters, full or freeze"
+            )
+        if self.train.objective == "ppo" and self.train.packing:
+            raise ValueError(
+                "train.objective ppo trains on sampled answers, not packed rows: set train.packing: false"
+            )
         return self
 
     @model_validator(mode="after")

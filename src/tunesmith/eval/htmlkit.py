@@ -27,6 +27,7 @@ METRICS: dict[str, tuple[str, bool | None]] = {
     "length_ratio": ("length ratio", None),
     "margin": ("reward margin", True),
     "likelihood_accuracy": ("likelihood accuracy", True),
+    "reward": ("mean reward", True),
 }
 HEADLINE = (
     "accuracy",
@@ -34,6 +35,7 @@ HEADLINE = (
     "weighted_f1",
     "margin",
     "likelihood_accuracy",
+    "reward",
     "loss",
     "perplexity",
     "nll_per_word",

@@ -209,3 +209,24 @@ def write_pair_scores(path: Any, pairs: Sequence[dict[str, Any]], columns: Mappi
         row.update({name: values[i] for name, values in columns.items()})
         rows.append(row)
     write_jsonl(path, rows)
+
+
+# ---------------------------------------------------------------- RLHF (ppo)
+
+
+def reward_table(scores: Mapping[str, Sequence[float]], tuned: str) -> dict[str, Any]:
+    """Mean reward per model with a bootstrap interval, and a paired permutation test of tuned vs base."""
+    from tunesmith.eval.stats import paired_permutation
+
+    models: dict[str, Any] = {}
+    for name, values in scores.items():
+        entry: dict[str, Any] = {"reward": sum(values) / len(values), "n": len(values)}
+        if len(values) > 1:
+            _, lo, hi = bootstrap_ci(mean_score, list(values), vectorised=True)
+            entry["ci"] = {"reward": [lo, hi]}
+        models[name] = entry
+    paired = {}
+    if "base" in scores and tuned in scores:
+        test = paired_permutation(list(scores[tuned]), list(scores["base"]))
+        paired[f"{tuned} vs base"] = {"reward": {**test, "metric": "reward"}}
+    return {"models": models, "paired": paired}

@@ -71,6 +71,23 @@ def _preference_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _reward_lines(report: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Split `{report['split']}`, {report['scored']} held-out prompts. Scoring: {report['scoring']}. "
+        f"Base model: `{report['base_model']}`.",
+        "",
+        "| model | mean reward | prompts |",
+        "|---|---|---|",
+    ]
+    for name, m in report["models"].items():
+        lines.append(f"| {name} | {_with_ci(m['reward'], (m.get('ci') or {}).get('reward'))} | {m['n']} |")
+    for pair, tests in report.get("paired", {}).items():
+        t = tests["reward"]
+        lines.append(f"- {pair}: reward {t['delta']:+.4f}, paired permutation p = {t['p_value']:.3g}.")
+    lines += ["", "Answers and their rewards: `eval/answers.jsonl`."]
+    return lines
+
+
 def _label_lines(report: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     lines.append(
@@ -139,6 +156,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     task = report.get("task", "labels")
     if task == "preferences":
         lines += _preference_lines(report)
+    elif task == "rewards":
+        lines += _reward_lines(report)
     else:
         lines += _label_lines(report) if task == "labels" else _perplexity_lines(report)
     lines += _generation_lines(report)

@@ -232,6 +232,55 @@ def _evaluate_reward(
     return _finish(_preference_report(config, run, rows, len(pairs), found), run, [])
 
 
+def _evaluate_ppo(
+    config: RunConfig,
+    run: RunDir,
+    rows: list[dict[str, Any]],
+    method: Any,
+    trained_dir: Any,
+    autocast: bool,
+    progress: Any,
+) -> dict[str, Any]:
+    """Greedy answers of the base and the PPO-tuned model to held-out prompts, scored by the run's reward."""
+    import torch
+
+    from tunesmith.eval import preferences as prefs
+    from tunesmith.eval.generate import generate
+    from tunesmith.train.ppo.recipe import prompts_of
+    from tunesmith.train.ppo.rewards import load_scorer
+
+    prompts = prompts_of(rows)[: config.eval.generate_rows]
+    if not prompts:
+        raise DataError(f"eval: the '{config.eval.split}' split has no prompts to answer.")
+    scorer = load_scorer(str(config.train.ppo.reward), config.train.ppo.reward_label, torch.device(env.device_name()))
+    base, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
+    base.to(env.device_name())
+    keep = _Retention(config, base, tokenizer, autocast, progress)
+    answers: dict[str, list[str]] = {}
+    budget = config.train.ppo.max_new_tokens
+    answers["base"] = generate(base, tokenizer, prompts, max_new_tokens=budget, autocast=autocast)
+    tuned = for_inference(method.load(base, trained_dir))
+    tuned_name = f"tuned ({config.method.name})"
+    answers[tuned_name] = generate(tuned, tokenizer, prompts, max_new_tokens=budget, autocast=autocast)
+    scores = {name: scorer(prompts, texts) for name, texts in answers.items()}
+    found = prefs.reward_table(scores, tuned_name)
+    found["scoring"] = f"mean reward ({config.train.ppo.reward}) of greedy answers (up to {budget} tokens)"
+    report = {**_preference_report(config, run, rows, len(prompts), found), "task": "rewards"}
+    forgetting = keep.compare(tuned, tokenizer)
+    if forgetting is not None:
+        report["forgetting"] = forgetting
+    from tunesmith.rundir import write_jsonl
+
+    write_jsonl(
+        run.eval / "answers.jsonl",
+        [
+            {"prompt": p, **{n: {"answer": answers[n][i], "reward": scores[n][i]} for n in answers}}
+            for i, p in enumerate(prompts)
+        ],
+    )
+    return _finish(report, run, [])
+
+
 def _evaluate_policy(
     config: RunConfig,
     run: RunDir,
@@ -310,6 +359,8 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
         return _evaluate_head(config, run, rows, labels, method, trained_dir, progress)
     if config.train.objective == "reward":
         return _evaluate_reward(config, run, rows, kind, method, trained_dir, autocast)
+    if config.train.objective == "ppo":
+        return _evaluate_ppo(config, run, rows, method, trained_dir, autocast, progress)
     if kind in PREFERENCE_KINDS:
         return _evaluate_policy(config, run, rows, kind, method, trained_dir, autocast, progress)
     task = lifecycle.loading(progress, config.model.base)

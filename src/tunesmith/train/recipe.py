@@ -8,6 +8,7 @@ from tunesmith.config.schema import RunConfig
 from tunesmith.rundir import RunDir
 from tunesmith.train.classify.recipe import train_classify
 from tunesmith.train.cpt.recipe import train_cpt
+from tunesmith.train.ppo.recipe import train_ppo
 from tunesmith.train.preference.recipe import train_preference
 from tunesmith.train.reward.recipe import train_reward
 from tunesmith.train.sft.recipe import train_sft
@@ -20,6 +21,7 @@ RECIPES = {
     "dpo": train_preference,
     "orpo": train_preference,
     "kto": train_preference,
+    "ppo": train_ppo,
 }
 
 
