@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["overfitting", "read_curves", "smoothed_loss", "smoothing_window"]
+__all__ = ["overfitting", "read_curves", "read_series", "smoothed_loss", "smoothing_window"]
 
 Point = tuple[int, float]
 
@@ -136,3 +136,15 @@ def overfitting(curves: dict[str, Any], rising_evals: int = 3) -> dict[str, Any]
         "evaluations": len(val),
         "train_window": window,
     }
+
+
+def read_series(metrics_path: Path, keys: tuple[str, ...]) -> dict[str, list[Point]]:
+    """Per-step series of any logged metrics (``reward``, ``kl``, ``accuracy``, ``val_accuracy``...), in step
+    order, with a resumed run's replayed steps replacing what the crashed process wrote; absent keys are left out."""
+    series: dict[str, list[Point]] = {}
+    for r in _records(metrics_path):
+        for key in keys:
+            value = r.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                _append(series.setdefault(key, []), r["step"], float(value))
+    return series

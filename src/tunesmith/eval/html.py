@@ -20,7 +20,7 @@ from typing import Any
 
 from tunesmith.errors import RunDirError
 from tunesmith.eval import html_sections, plots
-from tunesmith.eval.curves import overfitting, read_curves
+from tunesmith.eval.curves import overfitting, read_curves, read_series
 from tunesmith.eval.htmlkit import (
     GENERATION,
     HEADLINE,
@@ -150,11 +150,34 @@ def _training(report: dict[str, Any], curves: dict[str, Any] | None) -> str:
                 alt="training and validation loss",
             )
         )
+    panels = _metric_panels((curves or {}).get("series") or {})
+    if panels:
+        parts.append(chart(plots.metric_panels, panels, alt="reward, KL and accuracy per step"))
     if verdict:
         parts.append(_verdict(verdict))
     if report.get("training"):
         parts.append(_training_table(report["training"]))
     return "".join(parts)
+
+
+SERIES = ("reward", "val_reward", "kl", "entropy", "accuracy", "val_accuracy", "margin", "val_margin")
+
+
+def _metric_panels(series: dict[str, list[tuple[int, float]]]) -> list[tuple[str, dict[str, Any]]]:
+    """PPO's reward and KL curves, or a preference run's accuracy and margin curves, where logged."""
+    panels: list[tuple[str, dict[str, Any]]] = []
+    for title, train_key, val_key, train_name, val_name in (
+        ("mean reward", "reward", "val_reward", "training (sampled)", "validation (greedy)"),
+        ("KL to the base model", "kl", None, "per answer", None),
+        ("entropy per token", "entropy", None, "sampled answers", None),
+        ("pairwise accuracy", "accuracy", "val_accuracy", "training", "validation"),
+        ("reward margin", "margin", "val_margin", "training", "validation"),
+    ):
+        pairs = ((train_key, train_name), (val_key, val_name))
+        lines = {str(name): series[key] for key, name in pairs if key and name and key in series}
+        if lines:
+            panels.append((title, lines))
+    return panels
 
 
 def _verdict(v: dict[str, Any]) -> str:
@@ -286,6 +309,8 @@ def write_report_html(run_dir: Path, out: Path | None = None) -> Path:
         report["training"] = training
     metrics = run_dir / "metrics.jsonl"
     curves = read_curves(metrics) if metrics.is_file() else None
+    if curves is not None:
+        curves["series"] = read_series(metrics, SERIES)
     out = out or run_dir / "eval" / "report.html"
     atomic_write_text(out, render_report_html(report, curves, _read_json(run_dir / "data" / "card.json")))
     return out

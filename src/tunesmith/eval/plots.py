@@ -18,7 +18,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["available", "confusion", "forgetting_bars", "group_bars", "loss_curves", "model_bars", "val_curves"]
+__all__ = [
+    "available",
+    "confusion",
+    "forgetting_bars",
+    "group_bars",
+    "loss_curves",
+    "metric_panels",
+    "model_bars",
+    "val_curves",
+]
 
 COLORS = ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2", "#9d755d", "#eeca3b")
 GREY, BEST, WORSE, BETTER = "#bab0ac", "#2e7d32", "#c0392b", "#2e7d32"
@@ -251,4 +260,22 @@ def val_curves(series: dict[str, Sequence[tuple[int, float]]]) -> str:
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("validation loss")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+        return _uri(fig)
+
+
+def metric_panels(panels: Sequence[tuple[str, dict[str, Sequence[tuple[int, float]]]]]) -> str:
+    """Side-by-side panels of per-step metrics (PPO's reward and KL, a preference run's accuracy and margin),
+    each with its training series and, where logged, its validation series as dots."""
+    with _figure(3.6 * len(panels), 3.0, ncols=len(panels), squeeze=False) as (fig, axes):
+        for ax, (title, series) in zip(axes[0], panels, strict=True):
+            for i, (name, points) in enumerate(series.items()):
+                steps, values = [s for s, _ in points], [v for _, v in points]
+                if name.startswith("validation"):
+                    ax.plot(steps, values, color=COLORS[1], marker="o", ms=4, lw=1.2, label=name)
+                else:
+                    stride = max(1, len(points) // _MAX_POINTS)
+                    ax.plot(steps[::stride], values[::stride], color=COLORS[i % len(COLORS)], lw=1.2, label=name)
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("step")
+            ax.legend(fontsize=7)
         return _uri(fig)
