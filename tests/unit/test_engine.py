@@ -252,3 +252,16 @@ def test_skipping_lora_input_casts_changes_nothing_under_autocast(tiny_model_dir
     assert torch.equal(skipped[0], cast[0])
     for a, b in zip(skipped[1], cast[1], strict=True):
         assert torch.equal(a, b)
+
+
+def test_the_final_step_is_validated_when_eval_every_does_not_divide_it(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """An epoch ending between evaluations still gets its last state validated and considered for best."""
+    import json
+
+    model, tok = _fresh(tiny_model_dir)
+    config = TrainConfig(epochs=1, lr=1e-2, batch_tokens=256, max_batch_size=2, precision="fp32", eval_every=4)
+    _, result = _run(tiny_model_dir, tmp_path, config, model=(model, tok), val_examples=_examples(tok, 3))
+    assert result.state.step % 4  # the run does not end on an evaluation step
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    validated = [r["step"] for r in rows if "val_loss" in r]
+    assert validated[-1] == result.state.step

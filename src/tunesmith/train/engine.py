@@ -327,10 +327,13 @@ def fit(
             continue
         break
     halted = halt_after is not None and state.step >= halt_after and state.step < n_steps and not state.stopped_early
-    if not halted and (last_ckpt is None or not str(last_ckpt).endswith(f"{state.step:07d}")):
-        if val_examples and (not state.history or state.history[-1]["step"] != state.step):
+    if not halted:
+        # the last step is always validated (an epoch's end is not when eval_every is set), so the best
+        # checkpoint is chosen among every trained state, the final one included
+        if val_examples and not state.stopped_early and (not state.history or state.history[-1]["step"] != state.step):
             validate()
-        save("final")
+        if last_ckpt is None or not str(last_ckpt).endswith(f"{state.step:07d}"):
+            save("final")
     if log is not None:
         log.close()
     elapsed = time.perf_counter() - start
