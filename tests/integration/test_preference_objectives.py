@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_method_objective_matrix import METHODS  # the same method settings as the sft/cpt/classify matrix
 
 from tunesmith.cli.main import main
-
-from .test_method_objective_matrix import METHODS
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +42,7 @@ def _run(make_config, name: str, method: dict, train: dict, **sections: dict) ->
 
 
 @pytest.mark.parametrize("objective", ["reward", "dpo"])
-@pytest.mark.parametrize("method", [m for m in METHODS if m != "prefix"] + ["prefix"])
+@pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_trains_reward_and_dpo(
     make_config, tiny_model_64_dir: Path, tiny_model_dir: Path, method: str, objective: str
 ) -> None:
