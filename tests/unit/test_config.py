@@ -16,7 +16,7 @@ from tunesmith.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "src" / "tunesmith" / "config" / "presets").rglob("*.yaml")) + sorted(
-    (ROOT / "examples").rglob("config*.yaml")
+    (ROOT / "examples").rglob("*.yaml")
 )
 
 
