@@ -13,7 +13,7 @@ import torch
 
 from tunesmith.adapters.prompting import decoder_hidden
 from tunesmith.data.format import chat_completion_text, chat_prompt_text, encode
-from tunesmith.train.batching import token_budget_batches
+from tunesmith.train.batching import right_pad, token_budget_batches
 from tunesmith.train.sft.loss import causal_parts
 
 
@@ -32,12 +32,7 @@ def _forward_positions(
 ) -> list[torch.Tensor]:
     """Log-softmax rows of the LM head at the given positions of each (right-padded) sequence."""
     decoder, head = causal_parts(model)
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
+    ids, mask = right_pad(rows, pad_id)
     device = next(model.parameters()).device
     hidden = decoder_hidden(model, decoder, ids.to(device), mask.to(device))
     out = []

@@ -76,14 +76,20 @@ def labelled_tokens(batch: dict[str, torch.Tensor]) -> int:
     return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
 
 
+def right_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, T)`` token ids padded on the right to the longest row, and the attention mask."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, : len(r)] = 1
+    return ids, mask
+
+
 def collate_classify(examples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded ``input_ids``/``attention_mask`` and ``(B,)`` class ``labels`` (+ ``weights``)."""
-    width = max(len(e["input_ids"]) for e in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for row, e in enumerate(examples):
-        ids[row, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
-        mask[row, : len(e["input_ids"])] = 1
+    ids, mask = right_pad([e["input_ids"] for e in examples], pad_id)
     batch = {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([e["label"] for e in examples])}
     if any("weight" in e for e in examples):
         batch["weights"] = torch.tensor([float(e.get("weight", 1.0)) for e in examples])

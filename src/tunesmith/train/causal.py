@@ -43,27 +43,45 @@ def tokenize_split(
             kept += chunk_example(ex, max_length)
             continue
         if len(ex["input_ids"]) > max_length:
-            src = row.get("source", {})
-            too_long.append(
-                {
-                    "file": src.get("file"),
-                    "line": src.get("line"),
-                    "field": None,
-                    "split": split,
-                    "reason": f"{len(ex['input_ids'])} tokens > train.max_length={max_length}",
-                    "row": {k: v for k, v in row.items() if k != "source"},
-                }
-            )
+            too_long.append(length_reject(row, split, len(ex["input_ids"]), max_length))
             continue
         if weights is not None:
             ex["weight"] = weights.get(row.get("label", ""), 1.0)  # type: ignore[assignment]
         kept.append(ex)
     if progress:
         progress.update(task, completed=len(rows))
-    if too_long and distributed.is_main():
-        with rejects.open("a", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in too_long)
+    append_rejects(rejects, too_long)
     return kept
+
+
+def length_reject(row: dict[str, Any], split: str, length: int, max_length: int) -> dict[str, Any]:
+    """A rejects.jsonl entry for a row longer than ``train.max_length`` tokens (file, line, length, the row)."""
+    src = row.get("source") or {}
+    return {
+        "file": src.get("file"),
+        "line": src.get("line"),
+        "field": None,
+        "split": split,
+        "reason": f"{length} tokens > train.max_length={max_length}",
+        "row": {k: v for k, v in row.items() if k != "source"},
+    }
+
+
+def append_rejects(path: Path, rejects: list[dict[str, Any]]) -> None:
+    """Append to the run's rejects.jsonl (the main process only, so nothing is written twice)."""
+    if rejects and distributed.is_main():
+        with path.open("a", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects)
+
+
+def load_causal(config: RunConfig, progress: Any = None) -> tuple[Any, Any]:
+    """The base causal LM (KV cache off for training) and its tokenizer, with a progress line for the load."""
+    task = lifecycle.loading(progress, config.model.base)
+    model, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
+    model.config.use_cache = False
+    if progress:
+        progress.update(task, completed=1)
+    return model, tokenizer
 
 
 def class_weights(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -148,11 +166,7 @@ def train_causal_lm(
     """Fine-tune ``config.model.base`` with ``config.method`` on the prepared splits of ``run``."""
     tc = config.train
     precision = lifecycle.start(config, run)
-    task = lifecycle.loading(progress, config.model.base)
-    model, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
-    model.config.use_cache = False
-    if progress:
-        progress.update(task, completed=1)
+    model, tokenizer = load_causal(config, progress)
     train_rows = read_jsonl(run.split("train"))
     val_rows = read_jsonl(run.split("validation")) if run.split("validation").is_file() else []
     new_ids = extend_vocabulary(config, run, model, tokenizer, train_rows, val_rows) if config.model.new_tokens else []

@@ -23,10 +23,10 @@ from tunesmith.adapters import get_method
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.prepare import prepared_kind
 from tunesmith.errors import ConfigError, TrainingError
-from tunesmith.models.load import load_model
 from tunesmith.rundir import RunDir, read_jsonl
 from tunesmith.train import checkpoint as ckpt
 from tunesmith.train import env, lifecycle
+from tunesmith.train.causal import load_causal
 from tunesmith.train.engine import FitResult, TrainState
 from tunesmith.train.optim import build_optimizer, build_scheduler
 from tunesmith.train.ppo import losses
@@ -190,11 +190,7 @@ def train_ppo(config: RunConfig, run: RunDir, resume: bool = False, progress: An
     val_prompts = prompts_of(read_jsonl(val_path))[:32] if val_path.is_file() else []
     if not train_prompts:
         raise ConfigError(f"train.objective ppo samples answers to prompts; the prepared '{kind}' rows have none.")
-    task = lifecycle.loading(progress, config.model.base)
-    model, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
-    model.config.use_cache = False
-    if progress:
-        progress.update(task, completed=1)
+    model, tokenizer = load_causal(config, progress)
     device = torch.device(env.device_name())
     scorer = load_scorer(pc.reward, pc.reward_label, device)
     if tc.gradient_checkpointing:

@@ -12,7 +12,6 @@ when the data is encoded (a seeded rotation), so reference log-probs of those ro
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,7 +20,6 @@ from typing import Any
 import torch
 
 from tunesmith.data.format import chat_completion_text, chat_prompt_text, encode
-from tunesmith.train import distributed
 from tunesmith.train.batching import collate
 
 Example = dict[str, Any]
@@ -84,26 +82,16 @@ def encode_split(
 ) -> list[Example]:
     """Encode rows; a row whose longest sequence exceeds ``max_length`` goes to rejects.jsonl with its length
     (cutting it would cut an answer, the very thing being compared)."""
+    from tunesmith.train.causal import append_rejects, length_reject
+
     kept, too_long = [], []
     for row in rows:
         example = encoder(row, tokenizer)
         if example["longest"] > max_length:
-            src = row.get("source") or {}
-            too_long.append(
-                {
-                    "file": src.get("file"),
-                    "line": src.get("line"),
-                    "field": None,
-                    "split": split,
-                    "reason": f"{example['longest']} tokens > train.max_length={max_length}",
-                    "row": {k: v for k, v in row.items() if k != "source"},
-                }
-            )
+            too_long.append(length_reject(row, split, example["longest"], max_length))
             continue
         kept.append(example)
-    if too_long and distributed.is_main():
-        with rejects.open("a", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in too_long)
+    append_rejects(rejects, too_long)
     return kept
 
 

@@ -9,9 +9,9 @@ from tunesmith.config.data import check_objective_kind
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.prepare import prepared_kind
 from tunesmith.errors import ConfigError, TrainingError
-from tunesmith.models.load import load_model
 from tunesmith.rundir import RunDir, read_jsonl
 from tunesmith.train import lifecycle
+from tunesmith.train.causal import load_causal
 from tunesmith.train.preference import data
 from tunesmith.train.preference.loss import KTOLoss, PreferenceLoss, precompute_reference
 
@@ -25,11 +25,7 @@ def train_preference(config: RunConfig, run: RunDir, resume: bool = False, progr
         raise ConfigError(str(exc)) from None
     reference = tc.preference.reference_source(objective, config.method.name)
     precision = lifecycle.start(config, run)
-    task = lifecycle.loading(progress, config.model.base)
-    model, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
-    model.config.use_cache = False
-    if progress:
-        progress.update(task, completed=1)
+    model, tokenizer = load_causal(config, progress)
     train_rows = read_jsonl(run.split("train"))
     val_rows = read_jsonl(run.split("validation")) if run.split("validation").is_file() else []
     if objective == "kto":

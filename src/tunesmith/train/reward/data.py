@@ -14,6 +14,7 @@ import torch
 
 from tunesmith.data.convert import choice_to_pairs, ranking_to_pairs
 from tunesmith.data.format import _prompt_messages, chat_completion_text, chat_prompt_text, encode
+from tunesmith.train.batching import right_pad
 
 Example = dict[str, Any]
 
@@ -69,12 +70,7 @@ def encode_rating(row: dict[str, Any], tokenizer: Any) -> Example:
 
 
 def _pad(rows: Sequence[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
+    ids, mask = right_pad(rows, pad_id)
     return {"input_ids": ids, "attention_mask": mask}
 
 
