@@ -92,3 +92,15 @@ def test_recommendation_follows_data_then_memory() -> None:
     choice, why = recommend(estimates, 1000, 2 * gb)
     assert choice == "qlora" and "LoRA does not fit" in why
     assert recommend(estimates, 1000, 0.5 * gb)[0] == "qlora"  # nothing fits: the smallest peak
+
+
+def test_preference_rows_are_profiled_as_their_answers() -> None:
+    from tunesmith.adapters.recommend import _answered
+
+    pair = {"prompt": "Human: hi\n\nAssistant:", "chosen": "hello", "rejected": "go away"}
+    rows = _answered(pair)
+    assert [r["completion"] for r in rows] == ["hello", "go away"]
+    assert rows[0]["prompt"] == [{"role": "user", "content": "hi"}]  # an HH dialogue becomes chat turns
+    assert len(_answered({"prompt": "q", "responses": ["a", "b", "c"], "ranks": [1, 2, 3]})) == 3
+    sft = {"prompt": "q", "completion": "a"}
+    assert _answered(sft) == [sft]

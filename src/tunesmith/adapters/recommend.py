@@ -60,6 +60,21 @@ def device_memory() -> dict[str, Any]:
     return {"device": "cpu", "available": info.get("MemAvailable", 0), "total": info.get("MemTotal", 0)}
 
 
+def _answered(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The (prompt, answer) rows a prepared row trains as: both answers of a pair, every ranked or rated
+    response; supervised and raw-text rows as they are."""
+    from tunesmith.data.format import _prompt_messages
+
+    if "chosen" in row and "rejected" in row:
+        answers = [row["chosen"], row["rejected"]]
+    elif "responses" in row or "response" in row:
+        answers = row.get("responses") or [row["response"]]
+    else:
+        return [row]
+    prompt = _prompt_messages(row["prompt"]) if isinstance(row["prompt"], str) else row["prompt"]
+    return [{"prompt": prompt, "completion": a} for a in answers]
+
+
 def _data_profile(config: RunConfig, tokenizer: Any) -> dict[str, Any]:
     """Training rows and the share of their tokens that carry a label, from the prepared data (prepared
     into a scratch directory; nothing is written to the run)."""
@@ -77,9 +92,10 @@ def _data_profile(config: RunConfig, tokenizer: Any) -> dict[str, Any]:
         if config.train.objective == "classify":
             total += len(tokenizer(row.get("text", ""))["input_ids"])
             continue
-        ex = tokenize_example(row, tokenizer, config.train.loss_on)
-        labelled += sum(1 for t in ex["labels"] if t != -100)
-        total += min(len(ex["input_ids"]), config.train.max_length)
+        for answered in _answered(row):  # a preference pair trains as two rows, a ranking as one per response
+            ex = tokenize_example(answered, tokenizer, config.train.loss_on)
+            labelled += sum(1 for t in ex["labels"] if t != -100)
+            total += min(len(ex["input_ids"]), config.train.max_length)
     return {
         "train_rows": result.counts.get("train", 0),
         "labels": result.labels,
@@ -129,10 +145,11 @@ def plan_for_config(config: RunConfig) -> dict[str, Any]:
     if config.train.release_memory:
         env.release_freed_memory()
     precision = env.resolve_precision(config.train.precision)
-    if config.train.objective == "classify":  # the label set (the head's size) comes from the prepared data
+    if config.train.objective in ("classify", "reward"):  # the head's size: the labels, or one reward
         tokenizer = load_tokenizer(resolve(config.model.base, config.model.gguf_file))
         profile = _data_profile(config, tokenizer)
-        model, _ = load_classifier(config.model.base, profile["labels"], config.model.gguf_file)
+        labels = profile["labels"] if config.train.objective == "classify" else ["reward"]
+        model, _ = load_classifier(config.model.base, labels, config.model.gguf_file)
     else:
         model, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
         profile = _data_profile(config, tokenizer)
