@@ -9,10 +9,11 @@
 #   step_timing    matmul peak (bf16, tf32) and one LoRA step in fp32 vs bf16 autocast
 #   pytest         the unit tests with CUDA visible
 #   sft_vs_trl     bench/sft_vs_trl.py on the GPU (tunesmith's engine vs TRL's SFTTrainer)
+#   dpo_vs_trl     bench/dpo_vs_trl.py on the GPU (LoRA DPO vs TRL's DPOTrainer, HH-RLHF pairs from examples/)
 # SECTIONS="pytest sft_vs_trl" bash scripts/gpu_check.sh runs only those (the model is built when needed).
 # Record the output in docs/benchmarks.md.
 set -uo pipefail
-SECTIONS=${SECTIONS:-"env method_memory step_timing pytest sft_vs_trl"}
+SECTIONS=${SECTIONS:-"env method_memory step_timing pytest sft_vs_trl dpo_vs_trl"}
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-check}
@@ -95,3 +96,5 @@ want pytest && timeout 150 $PY -m pytest tests/unit -q -p no:warnings -p no:cach
 want sft_vs_trl && timeout 200 $PY bench/sft_vs_trl.py --model $MODEL --ntrex .gpu/ntrex --precision bf16 --steps 8 --reps 2 2>&1 \
   | grep -v "^rep " | tee "$OUT/sft_vs_trl.txt"
 
+want dpo_vs_trl && timeout 150 $PY bench/dpo_vs_trl.py --model $MODEL --precision bf16 --steps 8 --reps 2 2>&1 \
+  | grep -v "^rep " | tee "$OUT/dpo_vs_trl.txt"
