@@ -56,6 +56,12 @@ def rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def cuda_peak_gb() -> float | None:
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+
+
 def run_trl(precision: str, steps: int) -> dict:
     import torch
     from datasets import Dataset
@@ -119,6 +125,7 @@ def run_trl(precision: str, steps: int) -> dict:
         "trained_tokens": n1,
         "mean_loss": statistics.fmean(m[2] for m in marks[1:]),
         "train_peak_rss_gb": rss_gb(),
+        "train_peak_cuda_gb": cuda_peak_gb(),
     }
 
 
@@ -176,6 +183,7 @@ def run_tunesmith(precision: str, steps: int) -> dict:
         "trained_tokens": last["tokens"],
         "mean_loss": statistics.fmean(r["loss"] for r in logged[1:]),
         "train_peak_rss_gb": rss_gb(),
+        "train_peak_cuda_gb": cuda_peak_gb(),
     }
 
 
@@ -210,19 +218,24 @@ def main() -> None:
         f"\nLoRA DPO, {args.precision}, {args.steps} timed optimizer steps of {BATCH} pairs after 1 warm-up, "
         f"{args.reps} repetitions (median [min, max]), model {args.model}\n"
     )
-    print("| tool | non-pad tokens/s | vs TRL | s / step | peak RSS GB | vs TRL | trained tokens | mean DPO loss |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| tool | non-pad tokens/s | vs TRL | s / step | peak RSS GB | vs TRL | trained tokens | mean DPO loss "
+        "| peak CUDA GB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for tool in tools:
         tps = [r["tokens_per_s"] for r in results[tool]]
         rss = [r["train_peak_rss_gb"] for r in results[tool]]
         sps = statistics.median(r["seconds_per_step"] for r in results[tool])
         trained = statistics.median(r["trained_tokens"] for r in results[tool])
         loss = statistics.median(r["mean_loss"] for r in results[tool])
+        cuda = [r["train_peak_cuda_gb"] for r in results[tool] if r.get("train_peak_cuda_gb") is not None]
+        cuda_cell = f"{statistics.median(cuda):.2f}" if cuda else "-"
         print(
             f"| {tool} | {statistics.median(tps):.0f} [{min(tps):.0f}, {max(tps):.0f}] "
             f"| {statistics.median(tps) / base:.2f}x | {sps:.2f} | {statistics.median(rss):.2f} "
             f"[{min(rss):.2f}, {max(rss):.2f}] | {statistics.median(rss) / base_rss:.2f}x "
-            f"| {trained:.0f} | {loss:.4f} |"
+            f"| {trained:.0f} | {loss:.4f} | {cuda_cell} |"
         )
 
 
