@@ -162,7 +162,9 @@ def _carve(
         n: getattr(config.split, n) for n in ("validation", "test") if n not in splits and getattr(config.split, n) > 0
     }
     near = config.clean.near_dup
-    # the default stratum is the label; records without one (text, pairs, chats) have nothing to balance
+    # the default stratum is the label; records without one (text, pairs, chats) have nothing to warn about
+    # (the split itself keeps the configured keys: a constant stratum changes nothing but the seeded order,
+    # and the same config must keep giving the same split)
     stratify = [k for k in config.split.stratify if k != "label" or any("label" in r for r in splits["train"])]
     if fractions:
         train = splits["train"]
@@ -176,7 +178,7 @@ def _carve(
 
             together = _group_ids(train, config.split.keep_together)
             clusters = together if clusters is None else merge_clusters(clusters, together)
-        splits = {**splits, **stratified_split(splits["train"], fractions, stratify, seed, clusters)}
+        splits = {**splits, **stratified_split(splits["train"], fractions, config.split.stratify, seed, clusters)}
     leaked: list[Reject] = []
     if config.split.remove_leaks:
         splits, leaked = remove_leaks(splits, kind, near=near)
