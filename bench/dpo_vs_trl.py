@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,8 +64,8 @@ def cuda_peak_gb() -> float | None:
 def run_trl(precision: str, steps: int) -> dict:
     import torch
     from datasets import Dataset
+    from engine_run import trl_clock
     from peft import LoraConfig
-    from transformers import TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
     from tunesmith.models.load import load_model
@@ -83,15 +82,7 @@ def run_trl(precision: str, steps: int) -> dict:
             for p in pairs()
         ]
     )
-    marks: list[tuple[float, int, float]] = []
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
-            marks.append((time.perf_counter(), int(state.num_input_tokens_seen), 0.0))
-
-        def on_log(self, args, state, control, logs=None, **kw):  # type: ignore[no-untyped-def]
-            if logs and "loss" in logs and marks:
-                marks[-1] = (marks[-1][0], marks[-1][1], float(logs["loss"]))
+    clock, marks = trl_clock()
 
     config = DPOConfig(
         output_dir=tempfile.mkdtemp(),
@@ -115,7 +106,7 @@ def run_trl(precision: str, steps: int) -> dict:
     )
     lora = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = DPOTrainer(
-        model=model, args=config, train_dataset=data, processing_class=tok, peft_config=lora, callbacks=[Clock()]
+        model=model, args=config, train_dataset=data, processing_class=tok, peft_config=lora, callbacks=[clock]
     )
     trainer.train()
     (t0, n0, _), (t1, n1, _) = marks[0], marks[-1]

@@ -34,3 +34,23 @@ def train_and_measure(model: Any, examples: list[dict], config: Any, pad_id: int
         "trained_tokens": last["tokens"],
         "mean_loss": statistics.fmean(r["loss"] for r in logged[1:]),
     }
+
+
+def trl_clock() -> tuple[Any, list[tuple[float, int, float]]]:
+    """A transformers callback that records ``(time, non-padding tokens seen, logged loss)`` at each optimizer
+    step of a TRL trainer, and the list it fills (the baselines' side of every benchmark)."""
+    import time
+
+    from transformers import TrainerCallback
+
+    marks: list[tuple[float, int, float]] = []
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
+            marks.append((time.perf_counter(), int(state.num_input_tokens_seen), 0.0))
+
+        def on_log(self, args, state, control, logs=None, **kw):  # type: ignore[no-untyped-def]
+            if logs and "loss" in logs and marks:
+                marks[-1] = (marks[-1][0], marks[-1][1], float(logs["loss"]))
+
+    return Clock(), marks

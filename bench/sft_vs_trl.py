@@ -30,7 +30,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,8 +75,8 @@ def held_out(model, tok, precision: str) -> float:  # type: ignore[no-untyped-de
 def run_trl(precision: str, steps: int, checkpointing: bool) -> dict:
     import torch
     from datasets import Dataset
+    from engine_run import trl_clock
     from peft import LoraConfig
-    from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     from tunesmith.models.load import load_model
@@ -93,15 +92,7 @@ def run_trl(precision: str, steps: int, checkpointing: bool) -> dict:
             for e in examples()
         ]
     )
-    marks: list[tuple[float, int, float]] = []
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
-            marks.append((time.perf_counter(), int(state.num_input_tokens_seen), 0.0))
-
-        def on_log(self, args, state, control, logs=None, **kw):  # type: ignore[no-untyped-def]
-            if logs and "loss" in logs and marks:
-                marks[-1] = (marks[-1][0], marks[-1][1], float(logs["loss"]))
+    clock, marks = trl_clock()
 
     out = tempfile.mkdtemp()
     config = SFTConfig(
@@ -131,7 +122,7 @@ def run_trl(precision: str, steps: int, checkpointing: bool) -> dict:
         train_dataset=data,
         processing_class=tok,
         peft_config=lora if METHOD == "lora" else None,
-        callbacks=[Clock()],
+        callbacks=[clock],
     )
     trainer.train()
     train_peak = rss_gb()  # before the held-out evaluation, which has its own (equal) memory cost
