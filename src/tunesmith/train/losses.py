@@ -113,21 +113,11 @@ def labelled_logps_per_row(
 def labelled_nll_per_row(
     hidden: torch.Tensor, labels: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor], chunk_size: int = 512
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed next-token negative log-likelihood and labelled-token count of each row, for evaluation.
-
-    The same computation as :func:`labelled_lm_loss` (head on labelled positions only, in chunks), kept per
-    row so that intervals can be bootstrapped over examples. Returns ``(sums, counts)``, both ``(B,)``.
-    """
-    targets = labels[:, 1:]
-    mask = targets != IGNORE_INDEX
-    rows = mask.nonzero()[:, 0]  # (N,) the row of each labelled position, in order
-    selected, targets = hidden[:, :-1][mask], targets[mask]
-    sums = torch.zeros(labels.shape[0], dtype=torch.float32, device=hidden.device)
-    for start in range(0, int(targets.numel()), chunk_size):
-        end = start + chunk_size
-        nll = F.cross_entropy(head(selected[start:end]).float(), targets[start:end], reduction="none")
-        sums.index_add_(0, rows[start:end], nll)
-    return sums, mask.sum(dim=1)
+    """Summed next-token negative log-likelihood and labelled-token count of each row, for evaluation: the
+    negated :func:`labelled_logps_per_row`, kept per row so that intervals can be bootstrapped over examples.
+    Returns ``(sums, counts)``, both ``(B,)``."""
+    logps, counts = labelled_logps_per_row(hidden, labels, head, chunk_size)
+    return -logps, counts
 
 
 def classification_loss(
