@@ -14,6 +14,7 @@ Intervals are 95% bootstrap over pairs; McNemar's test compares two systems on t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -21,7 +22,6 @@ import torch
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.convert import rating_to_pairs
 from tunesmith.eval.stats import bootstrap_ci, mcnemar, mean_score
-from tunesmith.train.batching import token_budget_batches
 
 Pair = dict[str, Any]
 
@@ -60,21 +60,20 @@ def _versus(a: Sequence[float], b: Sequence[float], metric: str) -> dict[str, An
 # ---------------------------------------------------------------- policies (dpo, orpo, kto)
 
 
-@torch.no_grad()
 def pair_logps(model: Any, examples: list[dict[str, Any]], pad_id: int, batch_tokens: int, autocast: bool) -> list:
     """Per encoded pair: ``(chosen sum, chosen tokens, rejected sum, rejected tokens)`` of answer log-probs."""
     from tunesmith.train.preference.data import collate_pairs
-    from tunesmith.train.preference.loss import sequence_logps
+    from tunesmith.train.preference.loss import scored_batches, sequence_logps
     from tunesmith.train.sft.loss import CausalLMLoss
 
-    model.eval()
     scorer = CausalLMLoss(model, chunk_size=512)
-    device = next(model.parameters()).device
     out: list[tuple[float, int, float, int]] = [(0.0, 0, 0.0, 0)] * len(examples)
-    for idx in token_budget_batches([e["length"] for e in examples], batch_tokens, 64):
-        batch = {k: v.to(device) for k, v in collate_pairs([examples[i] for i in idx], pad_id).items()}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            logps, counts = sequence_logps(scorer, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    lengths, collate = [e["length"] for e in examples], partial(collate_pairs, pad_id=pad_id)
+
+    def score(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return sequence_logps(scorer, batch["input_ids"], batch["attention_mask"], batch["labels"])
+
+    for idx, (logps, counts) in scored_batches(model, examples, lengths, collate, batch_tokens, autocast, score):
         n = len(idx)
         for j, i in enumerate(idx):
             out[i] = (float(logps[j]), int(counts[j]), float(logps[n + j]), int(counts[n + j]))
@@ -121,22 +120,18 @@ def policy_report(config: RunConfig, base_scores: list, tuned_scores: list) -> d
     }
 
 
-@torch.no_grad()
 def answer_logps(model: Any, examples: list[dict[str, Any]], pad_id: int, batch_tokens: int, autocast: bool) -> list:
     """Summed answer log-prob of each encoded unpaired example (KTO's held-out data)."""
+    from tunesmith.train.preference import loss
     from tunesmith.train.preference.data import collate_unpaired
-    from tunesmith.train.preference.loss import sequence_logps
     from tunesmith.train.sft.loss import CausalLMLoss
 
-    model.eval()
     scorer = CausalLMLoss(model, chunk_size=512)
-    device = next(model.parameters()).device
     out = [0.0] * len(examples)
-    for idx in token_budget_batches([e["longest"] for e in examples], batch_tokens, 64):
-        chunk = [{**examples[i], "kl_answer_ids": examples[i]["answer_ids"]} for i in idx]
-        batch = {k: v.to(device) for k, v in collate_unpaired(chunk, pad_id).items()}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            logps, _ = sequence_logps(scorer, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    rows = [{**e, "kl_answer_ids": e["answer_ids"]} for e in examples]  # no KL rows are needed here
+    lengths, collate = [e["longest"] for e in examples], partial(collate_unpaired, pad_id=pad_id)
+    score = partial(loss.answer_logps, scorer)
+    for idx, logps in loss.scored_batches(model, rows, lengths, collate, batch_tokens, autocast, score):
         for j, i in enumerate(idx):
             out[i] = float(logps[j])
     return out
@@ -158,19 +153,19 @@ def unpaired_report(config: RunConfig, examples: list[dict[str, Any]], base: lis
 # ---------------------------------------------------------------- reward models
 
 
-@torch.no_grad()
 def pair_rewards(model: Any, examples: list[dict[str, Any]], pad_id: int, batch_tokens: int, autocast: bool) -> list:
     """``r_chosen - r_rejected`` of each encoded pair under a one-output reward model."""
+    from tunesmith.train.preference.loss import scored_batches
     from tunesmith.train.reward.data import collate_pairs
     from tunesmith.train.reward.loss import rewards
 
-    model.eval()
-    device = next(model.parameters()).device
     margins = [0.0] * len(examples)
-    for idx in token_budget_batches([e["length"] for e in examples], batch_tokens, 64):
-        batch = {k: v.to(device) for k, v in collate_pairs([examples[i] for i in idx], pad_id).items()}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            scores = rewards(model, batch["input_ids"], batch["attention_mask"])
+    lengths, collate = [e["length"] for e in examples], partial(collate_pairs, pad_id=pad_id)
+
+    def score(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return rewards(model, batch["input_ids"], batch["attention_mask"])
+
+    for idx, scores in scored_batches(model, examples, lengths, collate, batch_tokens, autocast, score):
         n = len(idx)
         for j, i in enumerate(idx):
             margins[i] = float(scores[j] - scores[n + j])

@@ -8,7 +8,8 @@ copy of the model.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -99,17 +100,14 @@ class KTOLoss(CausalLMLoss):
     def forward(self, batch: dict[str, torch.Tensor], normalizer: float | None = None) -> tuple[torch.Tensor, int]:
         batch = to_device(batch, self.model)
         n = batch["units"].numel()
-        logps, _ = sequence_logps(self, batch["input_ids"], batch["attention_mask"], batch["labels"])
+        logps = answer_logps(self, batch)
         with torch.no_grad():
-            kl_logps, _ = sequence_logps(self, batch["kl_input_ids"], batch["kl_attention_mask"], batch["kl_labels"])
+            kl_logps = answer_logps(self, batch, "kl_")
         if "ref_logps" in batch:
             ref_logps, ref_kl_logps = batch["ref_logps"], batch["ref_kl_logps"]
         else:
             with adapter_off(self.model):
-                ref_logps, _ = sequence_logps(self, batch["input_ids"], batch["attention_mask"], batch["labels"])
-                ref_kl_logps, _ = sequence_logps(
-                    self, batch["kl_input_ids"], batch["kl_attention_mask"], batch["kl_labels"]
-                )
+                ref_logps, ref_kl_logps = answer_logps(self, batch), answer_logps(self, batch, "kl_")
         kl = losses.kto_kl(kl_logps, ref_kl_logps)
         s = self.settings
         per_example, rewards = losses.kto_loss(
@@ -126,38 +124,60 @@ class KTOLoss(CausalLMLoss):
         return per_example.sum() / (n if normalizer is None else normalizer), n
 
 
-@torch.no_grad()
+def scored_batches(
+    model: Any,
+    examples: Sequence[dict[str, Any]],
+    lengths: Sequence[int],
+    collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+    batch_tokens: int,
+    bf16: bool,
+    score: Callable[[dict[str, torch.Tensor]], Any],
+) -> Iterator[tuple[list[int], Any]]:
+    """``(indices, score(batch))`` over token-budget batches of ``examples``, in eval mode, on the model's
+    device, without gradients, under bf16 autocast when asked (reference log-probs, held-out scoring)."""
+    from tunesmith.train.batching import token_budget_batches
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    for idx in token_budget_batches(lengths, batch_tokens, 64):
+        batch = to_device(collate([examples[i] for i in idx]), model)
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            yield idx, score(batch)
+    model.train(was_training)
+
+
+def answer_logps(scorer: CausalLMLoss, batch: dict[str, torch.Tensor], prefix: str = "") -> torch.Tensor:
+    """Summed answer log-probs of a batch's rows (``prefix="kl_"``: its mismatched rows)."""
+    rows = [batch[f"{prefix}{k}"] for k in ("input_ids", "attention_mask", "labels")]
+    return sequence_logps(scorer, *rows)[0]
+
+
 def precompute_reference(
     model: Any, examples: list[dict[str, Any]], pad_id: int, batch_tokens: int, bf16: bool, progress: Any = None
 ) -> None:
     """Score every example with ``model`` (the base, before the method is applied) and store the reference
     log-probs on the examples (``ref_chosen``/``ref_rejected``, or ``ref_logps``/``ref_kl_logps``)."""
-    from tunesmith.train.batching import token_budget_batches
     from tunesmith.train.preference.data import collate_pairs, collate_unpaired
 
     if not examples:
         return
     scorer = CausalLMLoss(model)
-    was_training = model.training
-    model.eval()
     paired = "chosen_ids" in examples[0]
-    plan = token_budget_batches([e["length"] for e in examples], batch_tokens, 64)
-    task = progress.add_task("reference log-probs", total=len(plan)) if progress else None
-    device = next(model.parameters()).device
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-    for idx in plan:
-        chunk = [examples[i] for i in idx]
-        batch = to_device((collate_pairs if paired else collate_unpaired)(chunk, pad_id), model)
-        with autocast:
-            logps, _ = sequence_logps(scorer, batch["input_ids"], batch["attention_mask"], batch["labels"])
-            if not paired:
-                kl, _ = sequence_logps(scorer, batch["kl_input_ids"], batch["kl_attention_mask"], batch["kl_labels"])
-        n = len(chunk)
-        for j, e in enumerate(chunk):
+    collate = partial(collate_pairs if paired else collate_unpaired, pad_id=pad_id)
+
+    def score(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return answer_logps(scorer, batch), None if paired else answer_logps(scorer, batch, "kl_")
+
+    task = progress.add_task("reference log-probs", total=len(examples)) if progress else None
+    lengths = [e["length"] for e in examples]
+    for idx, (logps, kl) in scored_batches(model, examples, lengths, collate, batch_tokens, bf16, score):
+        n = len(idx)
+        for j, i in enumerate(idx):
+            e = examples[i]
             if paired:
                 e["ref_chosen"], e["ref_rejected"] = float(logps[j]), float(logps[n + j])
             else:
                 e["ref_logps"], e["ref_kl_logps"] = float(logps[j]), float(kl[j])
         if progress:
-            progress.advance(task)
-    model.train(was_training)
+            progress.advance(task, n)
