@@ -164,13 +164,16 @@ def optimise(
 def held_out_reward(
     model: Any, tokenizer: Any, scorer: Any, prompts: list[Any], config: RunConfig, bf16: bool
 ) -> float:
-    """Mean reward of greedy answers to ``prompts`` (validation during training)."""
+    """Mean reward of greedy answers to ``prompts`` (validation during training), generated as stage 5 does."""
+    from tunesmith.eval.generate import generate
+
     pc = config.train.ppo
-    scores: list[float] = []
-    for i in range(0, len(prompts), pc.rollouts):
-        chunk = prompts[i : i + pc.rollouts]
-        ro = sample(model, tokenizer, chunk, pc.max_new_tokens, 1.0, 1.0, 0, bf16, greedy=True)
-        scores += scorer(chunk, ro.responses)
+    was_training = model.training
+    answers = generate(
+        model, tokenizer, prompts, max_new_tokens=pc.max_new_tokens, batch_size=pc.rollouts, autocast=bf16
+    )
+    model.train(was_training)
+    scores = scorer(prompts, answers)
     return sum(scores) / max(len(scores), 1)
 
 

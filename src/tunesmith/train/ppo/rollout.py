@@ -62,18 +62,15 @@ def sample(
     top_p: float,
     seed: int,
     autocast: bool,
-    greedy: bool = False,
 ) -> Rollouts:
-    """One answer per prompt from ``model`` (sampled, or greedy for evaluation), as a :class:`Rollouts`."""
+    """One sampled answer per prompt from ``model``, as a :class:`Rollouts` (greedy answers for evaluation come
+    from :func:`tunesmith.eval.generate.generate`)."""
     device = next(model.parameters()).device
     stop_ids, _ = stop_ids_and_strings(tokenizer, model, None)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
     prompt_rows = [encode(tokenizer, chat_prompt_text(tokenizer, p)) for p in prompts]
     ids, mask = _left_pad(prompt_rows, pad_id, device)
     torch.manual_seed(seed)
-    options: dict[str, Any] = {"do_sample": False} if greedy else {
-        "do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0,
-    }  # fmt: skip
     was_training = model.training
     model.eval()
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
@@ -85,7 +82,10 @@ def sample(
             eos_token_id=stop_ids,
             pad_token_id=pad_id,
             repetition_penalty=1.0,
-            **options,
+            do_sample=True,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=0,
         )
     model.train(was_training)
     answers = []
