@@ -80,7 +80,7 @@ def pair_logps(model: Any, examples: list[dict[str, Any]], pad_id: int, batch_to
     return out
 
 
-def _mean_gap(scores: tuple[float, int, float, int]) -> float:
+def mean_gap(scores: tuple[float, int, float, int]) -> float:
     c, nc, r, nr = scores
     return c / max(nc, 1) - r / max(nr, 1)
 
@@ -93,11 +93,11 @@ def policy_report(config: RunConfig, base_scores: list, tuned_scores: list) -> d
 
     def reward_margins(scores: list, ref: list) -> list[float]:
         if not uses_reference:  # SimPO / ORPO: the reward is beta times the per-token mean log-prob
-            return [beta * _mean_gap(s) for s in scores]
+            return [beta * mean_gap(s) for s in scores]
         return [beta * ((s[0] - b[0]) - (s[2] - b[2])) for s, b in zip(scores, ref, strict=True)]
 
     base_margins, tuned_margins = reward_margins(base_scores, base_scores), reward_margins(tuned_scores, base_scores)
-    base_like, tuned_like = [_mean_gap(s) for s in base_scores], [_mean_gap(s) for s in tuned_scores]
+    base_like, tuned_like = [mean_gap(s) for s in base_scores], [mean_gap(s) for s in tuned_scores]
     tuned_name = f"tuned ({config.method.name})"
     models = {"base": summarise(base_margins), tuned_name: summarise(tuned_margins)}
     for name, like in (("base", base_like), (tuned_name, tuned_like)):

@@ -179,152 +179,11 @@ def _evaluate_head(
         "scoring": "argmax of the trained classification head; baseline: the most frequent training label",
         "paired": paired_tests([r["label"] for r in rows], results, labels, tuned_name),
     }
-    return _finish(report, run, rows)
+    return finish_report(report, run, rows)
 
 
 SHOT_KINDS = ("classification", "instruction", "prompt_completion")  # solved examples can go before a query
-PREFERENCE_KINDS = ("preference", "ranking", "rating", "choice", "unpaired")
-
-
-def _preference_report(config: RunConfig, run: RunDir, rows: list, scored: int, found: dict[str, Any]) -> dict:
-    return {
-        "run": config.name,
-        "task": "preferences",
-        "split": config.eval.split,
-        "rows": len(rows),
-        "scored": scored,
-        "base_model": config.model.base,
-        "method": config.method.name,
-        **found,
-    }
-
-
-def _evaluate_reward(
-    config: RunConfig,
-    run: RunDir,
-    rows: list[dict[str, Any]],
-    kind: str,
-    method: Any,
-    trained_dir: Any,
-    autocast: bool,
-) -> dict[str, Any]:
-    """A reward model's held-out pairwise accuracy against the untrained head and the longer-answer rule."""
-    from tunesmith.eval import preferences as prefs
-    from tunesmith.train.reward.data import encode_pair
-
-    pairs = prefs.as_pairs(rows, kind, config.data.pair_margin)
-    env.set_seed(config.seed)  # the untrained head is the one training started from
-    base, tokenizer = load_classifier(config.model.base, ["reward"], config.model.gguf_file)
-    kept = [(p, encode_pair(p, tokenizer)) for p in pairs]
-    kept = [(p, ex) for p, ex in kept if ex["longest"] <= config.train.max_length]
-    if not kept:
-        raise DataError(f"eval: no held-out pair fits train.max_length={config.train.max_length}.")
-    pairs, examples = [p for p, _ in kept], [ex for _, ex in kept]
-    base.to(env.device_name())
-    pad, budget = tokenizer.pad_token_id, config.eval.batch_tokens
-    untrained = prefs.pair_rewards(base, examples, pad, budget, autocast)
-    tuned = prefs.pair_rewards(for_inference(method.load(base, trained_dir)), examples, pad, budget, autocast)
-    longer = prefs.length_margins(pairs)
-    prefs.write_pair_scores(
-        run.eval / "pairs.jsonl", pairs, {"untrained": untrained, "longer": longer, "tuned": tuned}
-    )
-    found = prefs.reward_report(config, untrained, longer, tuned)
-    return _finish(_preference_report(config, run, rows, len(pairs), found), run, [])
-
-
-def _evaluate_ppo(
-    config: RunConfig,
-    run: RunDir,
-    rows: list[dict[str, Any]],
-    method: Any,
-    trained_dir: Any,
-    autocast: bool,
-    progress: Any,
-) -> dict[str, Any]:
-    """Greedy answers of the base and the PPO-tuned model to held-out prompts, scored by the run's reward."""
-    import torch
-
-    from tunesmith.eval import preferences as prefs
-    from tunesmith.eval.generate import generate
-    from tunesmith.train.ppo.recipe import prompts_of
-    from tunesmith.train.ppo.rewards import load_scorer
-
-    prompts = prompts_of(rows)[: config.eval.generate_rows]
-    if not prompts:
-        raise DataError(f"eval: the '{config.eval.split}' split has no prompts to answer.")
-    scorer = load_scorer(str(config.train.ppo.reward), config.train.ppo.reward_label, torch.device(env.device_name()))
-    base, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
-    base.to(env.device_name())
-    keep = _Retention(config, base, tokenizer, autocast, progress)
-    answers: dict[str, list[str]] = {}
-    budget = config.train.ppo.max_new_tokens
-    answers["base"] = generate(base, tokenizer, prompts, max_new_tokens=budget, autocast=autocast)
-    tuned = for_inference(method.load(base, trained_dir))
-    tuned_name = f"tuned ({config.method.name})"
-    answers[tuned_name] = generate(tuned, tokenizer, prompts, max_new_tokens=budget, autocast=autocast)
-    scores = {name: scorer(prompts, texts) for name, texts in answers.items()}
-    found = prefs.reward_table(scores, tuned_name)
-    found["scoring"] = f"mean reward ({config.train.ppo.reward}) of greedy answers (up to {budget} tokens)"
-    report = {**_preference_report(config, run, rows, len(prompts), found), "task": "rewards"}
-    forgetting = keep.compare(tuned, tokenizer)
-    if forgetting is not None:
-        report["forgetting"] = forgetting
-    from tunesmith.rundir import write_jsonl
-
-    write_jsonl(
-        run.eval / "answers.jsonl",
-        [
-            {"prompt": p, **{n: {"answer": answers[n][i], "reward": scores[n][i]} for n in answers}}
-            for i, p in enumerate(prompts)
-        ],
-    )
-    return _finish(report, run, [])
-
-
-def _evaluate_policy(
-    config: RunConfig,
-    run: RunDir,
-    rows: list[dict[str, Any]],
-    kind: str,
-    method: Any,
-    trained_dir: Any,
-    autocast: bool,
-    progress: Any,
-) -> dict[str, Any]:
-    """A preference-tuned policy against its base on held-out pairs, and what it kept of general knowledge."""
-    from tunesmith.eval import preferences as prefs
-    from tunesmith.train.preference.data import encode_pair, encode_unpaired
-
-    base, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
-    base.to(env.device_name())
-    pad, budget, limit = tokenizer.pad_token_id, config.eval.batch_tokens, config.train.max_length
-    keep = _Retention(config, base, tokenizer, autocast, progress)
-    if kind == "unpaired":
-        examples = [ex for ex in (encode_unpaired(r, tokenizer) for r in rows) if ex["longest"] <= limit]
-        before = prefs.answer_logps(base, examples, pad, budget, autocast)
-        tuned = for_inference(method.load(base, trained_dir))
-        found = prefs.unpaired_report(
-            config, examples, before, prefs.answer_logps(tuned, examples, pad, budget, autocast)
-        )
-        scored = len(examples)
-    else:
-        pairs = prefs.as_pairs(rows, kind, config.data.pair_margin)
-        kept = [(p, ex) for p, ex in ((p, encode_pair(p, tokenizer)) for p in pairs) if ex["longest"] <= limit]
-        if not kept:
-            raise DataError(f"eval: no held-out pair fits train.max_length={limit}.")
-        pairs, examples = [p for p, _ in kept], [ex for _, ex in kept]
-        before = prefs.pair_logps(base, examples, pad, budget, autocast)
-        tuned = for_inference(method.load(base, trained_dir))
-        after = prefs.pair_logps(tuned, examples, pad, budget, autocast)
-        found = prefs.policy_report(config, before, after)
-        gaps = {"base": [prefs._mean_gap(s) for s in before], "tuned": [prefs._mean_gap(s) for s in after]}
-        prefs.write_pair_scores(run.eval / "pairs.jsonl", pairs, gaps)
-        scored = len(pairs)
-    report = _preference_report(config, run, rows, scored, found)
-    forgetting = keep.compare(tuned, tokenizer)
-    if forgetting is not None:
-        report["forgetting"] = forgetting
-    return _finish(report, run, [])
+FEEDBACK_KINDS = ("preference", "ranking", "rating", "choice", "unpaired")  # scored by eval/feedback_run.py
 
 
 def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, Any]:
@@ -357,12 +216,10 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
         )
     if config.train.objective == "classify":
         return _evaluate_head(config, run, rows, labels, method, trained_dir, progress)
-    if config.train.objective == "reward":
-        return _evaluate_reward(config, run, rows, kind, method, trained_dir, autocast)
-    if config.train.objective == "ppo":
-        return _evaluate_ppo(config, run, rows, method, trained_dir, autocast, progress)
-    if kind in PREFERENCE_KINDS:
-        return _evaluate_policy(config, run, rows, kind, method, trained_dir, autocast, progress)
+    if config.train.objective in ("reward", "ppo") or kind in FEEDBACK_KINDS:
+        from tunesmith.eval.feedback_run import evaluate_feedback
+
+        return evaluate_feedback(config, run, rows, kind, method, trained_dir, autocast, progress)
     task = lifecycle.loading(progress, config.model.base)
     base, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
     base.to(env.device_name())
@@ -420,7 +277,7 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
 
         name, metrics = encoder_baseline(config, run, progress)
         results[name] = metrics
-    keep = _Retention(config, base, tokenizer, autocast, progress)
+    keep = Retention(config, base, tokenizer, autocast, progress)
     tuned_tokenizer = tokenizer
     if config.model.new_tokens:  # the adapter holds the new rows; the base needs room for them first
         from tunesmith.models.vocab import resize_to_saved
@@ -461,10 +318,10 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
     forgetting = keep.compare(tuned, tuned_tokenizer)
     if forgetting is not None:
         report["forgetting"] = forgetting
-    return _finish(report, run, rows)
+    return finish_report(report, run, rows)
 
 
-def _finish(report: dict[str, Any], run: RunDir, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def finish_report(report: dict[str, Any], run: RunDir, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Add the training summary and the overfitting analysis; write report.json/md and report.html."""
     from tunesmith.eval.curves import overfitting, read_curves
     from tunesmith.eval.html import write_report_html
@@ -478,7 +335,7 @@ def _finish(report: dict[str, Any], run: RunDir, rows: list[dict[str, Any]]) -> 
     return report
 
 
-class _Retention:
+class Retention:
     """The retention suite (``eval.retention``) measured on the base now and on the tuned model later."""
 
     def __init__(self, config: RunConfig, base: Any, tokenizer: Any, autocast: bool, progress: Any) -> None:
