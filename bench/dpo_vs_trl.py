@@ -20,12 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
+
+from engine_run import cuda_peak_gb, rss_gb, train_and_measure
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = ROOT / "examples" / "hh-rlhf" / "data" / "pairs.jsonl"
@@ -51,20 +53,10 @@ def pairs(n: int = 64, seed: int = 0) -> list[dict]:
     return out
 
 
-def rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def cuda_peak_gb() -> float | None:
-    import torch
-
-    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
-
-
 def run_trl(precision: str, steps: int) -> dict:
     import torch
     from datasets import Dataset
-    from engine_run import trl_clock
+    from engine_run import trl_clock, trl_measure
     from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer
 
@@ -109,12 +101,8 @@ def run_trl(precision: str, steps: int) -> dict:
         model=model, args=config, train_dataset=data, processing_class=tok, peft_config=lora, callbacks=[clock]
     )
     trainer.train()
-    (t0, n0, _), (t1, n1, _) = marks[0], marks[-1]
     return {
-        "tokens_per_s": (n1 - n0) / (t1 - t0),
-        "seconds_per_step": (t1 - t0) / (len(marks) - 1),
-        "trained_tokens": n1,
-        "mean_loss": statistics.fmean(m[2] for m in marks[1:]),
+        **trl_measure(marks),
         "train_peak_rss_gb": rss_gb(),
         "train_peak_cuda_gb": cuda_peak_gb(),
     }
@@ -126,7 +114,6 @@ def run_tunesmith(precision: str, steps: int) -> dict:
     from tunesmith.adapters import lora
     from tunesmith.config.schema import LoraMethod, TrainConfig
     from tunesmith.models.load import load_model
-    from tunesmith.train.engine import fit
     from tunesmith.train.lifecycle import frozen_to_bf16
     from tunesmith.train.preference.config import PreferenceConfig
     from tunesmith.train.preference.data import collate_pairs, encode_pair
@@ -152,27 +139,11 @@ def run_tunesmith(precision: str, steps: int) -> dict:
         precision=precision,
         clip_grad=1.0,
     )
-    out = Path(tempfile.mkdtemp())
     loss = PreferenceLoss(model, "dpo", PreferenceConfig(beta=0.1), "adapter_off")
-    fit(
-        loss,
-        examples,
-        config,
-        pad_id=tok.pad_token_id,
-        seed=0,
-        precision=precision,
-        checkpoint_dir=out / "ck",
-        metrics_path=out / "metrics.jsonl",
-        collate_fn=lambda chunk: collate_pairs(chunk, tok.pad_token_id),
-    )
-    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    logged = [r for r in logged if "loss" in r]
-    first, last = logged[0], logged[-1]
+    collate = partial(collate_pairs, pad_id=tok.pad_token_id)
+    measured = train_and_measure(model, examples, config, tok.pad_token_id, precision, loss, collate)
     return {
-        "tokens_per_s": (last["tokens"] - first["tokens"]) / (last["elapsed_s"] - first["elapsed_s"]),
-        "seconds_per_step": (last["elapsed_s"] - first["elapsed_s"]) / (len(logged) - 1),
-        "trained_tokens": last["tokens"],
-        "mean_loss": statistics.fmean(r["loss"] for r in logged[1:]),
+        **measured,
         "train_peak_rss_gb": rss_gb(),
         "train_peak_cuda_gb": cuda_peak_gb(),
     }

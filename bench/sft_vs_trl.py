@@ -32,6 +32,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from engine_run import cuda_peak_gb, rss_gb
+
 ROOT = Path(__file__).resolve().parents[1]
 NTREX = ROOT.parent / "shared" / "data" / "ntrex128"
 MODEL = "smollm2-135m-instruct"
@@ -53,16 +55,6 @@ def examples(n: int = 64, seed: int = 0) -> list[dict[str, str]]:
     return out
 
 
-def rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def cuda_peak_gb() -> float | None:
-    import torch
-
-    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
-
-
 def held_out(model, tok, precision: str) -> float:  # type: ignore[no-untyped-def]
     """The same 16 unseen examples, the same code, for both tools: completion loss after training."""
     from tunesmith.data.format import tokenize_example
@@ -75,7 +67,7 @@ def held_out(model, tok, precision: str) -> float:  # type: ignore[no-untyped-de
 def run_trl(precision: str, steps: int, checkpointing: bool) -> dict:
     import torch
     from datasets import Dataset
-    from engine_run import trl_clock
+    from engine_run import trl_clock, trl_measure
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
@@ -127,12 +119,8 @@ def run_trl(precision: str, steps: int, checkpointing: bool) -> dict:
     trainer.train()
     train_peak = rss_gb()  # before the held-out evaluation, which has its own (equal) memory cost
     cuda_peak = cuda_peak_gb()
-    (t0, n0, _), (t1, n1, _) = marks[0], marks[-1]
     return {
-        "tokens_per_s": (n1 - n0) / (t1 - t0),
-        "timed_tokens": n1 - n0,
-        "trained_tokens": n1,
-        "mean_loss": statistics.fmean(m[2] for m in marks[1:]),
+        **trl_measure(marks),
         "train_peak_rss_gb": train_peak,
         "train_peak_cuda_gb": cuda_peak,
         "held_out_loss": held_out(trainer.model, tok, precision),
