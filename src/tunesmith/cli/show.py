@@ -66,20 +66,33 @@ def perplexity(console: Console, report: dict[str, Any], run: Any) -> None:
     console.print(f"scoring: {report['scoring']}; report: {run.eval / 'report.md'}")
 
 
+def _interval(m: dict[str, Any], key: str) -> str:
+    low, high = (m.get("ci") or {}).get(key) or (None, None)
+    return f"{_f(low)} – {_f(high)}" if low is not None else "—"
+
+
+def _footer(
+    console: Console, table: Table, report: dict[str, Any], run: Any, rows_file: str, warning: str | None = None
+) -> None:
+    """The stage-5 table, then its scoring rule, forgetting, any overfitting warning, and where the report is."""
+    console.print(table)
+    console.print(f"scoring: {report['scoring']}")
+    if "forgetting" in report:
+        console.print(f"forgetting ({report['forgetting']['suite']} suite): {report['forgetting']['summary']}")
+    if warning:
+        console.print(f"[yellow]warning[/]: {warning}")
+    console.print(f"report: {run.eval / 'report.html'} (and report.md, report.json, {rows_file})")
+
+
 def preferences(console: Console, report: dict[str, Any], run: Any) -> None:
     title = f"stage 5: {report['split']} split, {report['scored']} held-out pairs"
     table = Table(title=title, show_edge=False)
     for col in ("model", "accuracy", "95% interval", "margin", "likelihood acc"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, m in report["models"].items():
-        low, high = (m.get("ci") or {}).get("accuracy") or (None, None)
-        interval = f"{_f(low)} – {_f(high)}" if low is not None else "—"
-        table.add_row(name, _f(m["accuracy"]), interval, _f(m.get("margin")), _f(m.get("likelihood_accuracy")))
-    console.print(table)
-    console.print(f"scoring: {report['scoring']}")
-    if "forgetting" in report:
-        console.print(f"forgetting ({report['forgetting']['suite']} suite): {report['forgetting']['summary']}")
-    console.print(f"report: {run.eval / 'report.html'} (and report.md, report.json, pairs.jsonl)")
+        cells = [_f(m["accuracy"]), _interval(m, "accuracy"), _f(m.get("margin")), _f(m.get("likelihood_accuracy"))]
+        table.add_row(name, *cells)
+    _footer(console, table, report, run, "pairs.jsonl")
 
 
 def rewards(console: Console, report: dict[str, Any], run: Any) -> None:
@@ -87,13 +100,8 @@ def rewards(console: Console, report: dict[str, Any], run: Any) -> None:
     for col in ("model", "mean reward", "95% interval"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, m in report["models"].items():
-        low, high = (m.get("ci") or {}).get("reward") or (None, None)
-        table.add_row(name, _f(m["reward"]), f"{_f(low)} – {_f(high)}" if low is not None else "—")
-    console.print(table)
-    console.print(f"scoring: {report['scoring']}")
-    if "forgetting" in report:
-        console.print(f"forgetting ({report['forgetting']['suite']} suite): {report['forgetting']['summary']}")
-    console.print(f"report: {run.eval / 'report.html'} (and report.md, report.json, answers.jsonl)")
+        table.add_row(name, _f(m["reward"]), _interval(m, "reward"))
+    _footer(console, table, report, run, "answers.jsonl")
 
 
 def evaluation(console: Console, report: dict[str, Any], run: Any) -> None:
@@ -119,14 +127,8 @@ def evaluation(console: Console, report: dict[str, Any], run: Any) -> None:
             o = m.get("other_rule", {})
             cells.append(f"{_f(o.get('accuracy'))} / {_f(o.get('macro_f1'))}")
         table.add_row(*cells)
-    console.print(table)
-    console.print(f"scoring: {report['scoring']}")
-    if "forgetting" in report:
-        console.print(f"forgetting ({report['forgetting']['suite']} suite): {report['forgetting']['summary']}")
     warning = report.get("overfitting", {}).get("warning")
-    if warning:
-        console.print(f"[yellow]warning[/]: {warning}")
-    console.print(f"report: {run.eval / 'report.html'} (and report.md, report.json, predictions.jsonl)")
+    _footer(console, table, report, run, "predictions.jsonl", warning)
 
 
 def stage(console: Console, name: str, value: Any, run: Any) -> None:
