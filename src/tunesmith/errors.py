@@ -27,3 +27,11 @@ class RunDirError(TunesmithError):
 
 class TrainingError(TunesmithError):
     """Training cannot go on (non-finite loss, nothing to train on); names the step and last good checkpoint."""
+
+
+class ExportError(TunesmithError):
+    """A tuned model cannot be exported in the asked format (unsupported architecture, method or file)."""
+
+
+class ServeError(TunesmithError):
+    """The server cannot start: an adapter that does not fit its base, a bad key file, a model it cannot serve."""

@@ -266,6 +266,87 @@ def eval_cmd(run_dir: Path, set_: SetOpt = None) -> None:
     show.stage(console, "eval", report, run)
 
 
+@app.command("export")
+def export_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A trained run directory.")],
+    to: Annotated[str, typer.Option("--to", help="hf (merged safetensors), gguf, or adapter (PEFT + card).")] = "hf",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder to write (default RUN_DIR/export/TO).")
+    ] = None,
+    quant: Annotated[
+        list[str] | None, typer.Option("--quant", help="GGUF tensor types, repeatable: f32 f16 bf16 q8_0.")
+    ] = None,
+    ollama: Annotated[bool, typer.Option("--ollama", help="GGUF: also write an Ollama Modelfile.")] = False,
+    dtype: Annotated[str, typer.Option("--dtype", help="hf: auto (the base's), float32, bfloat16, float16.")] = "auto",
+) -> None:
+    """Stage 6: export the tuned model: merged HF folder, GGUF (f16/q8_0, + Ollama Modelfile) or the adapter."""
+    from tunesmith.export import export_run
+
+    _quiet_libraries()
+    with console.status(f"exporting {run_dir} to {to}"):
+        result = export_run(run_dir, to, out, quant, ollama, dtype)
+    show.export(console, result)
+
+
+def _named(pairs: list[str] | None, option: str) -> list[tuple[str, str]]:
+    out = []
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ConfigError(f"{option} takes name=path (e.g. {option} pcm=runs/pcm-lora), not '{pair}'.")
+        out.append((name.strip(), value.strip()))
+    return out
+
+
+@app.command("serve")
+def serve_cmd(
+    target: Annotated[str, typer.Argument(help="RUN_DIR, an exported HF folder, a .gguf file or an embedded model.")],
+    adapter: Annotated[
+        list[str] | None, typer.Option("--adapter", help="Serve a LoRA adapter too: name=path (repeatable).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to bind; non-loopback needs API keys.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    api_key_file: Annotated[
+        Path | None, typer.Option("--api-key-file", help="Accepted keys, one per line (or sha256:HEX).")
+    ] = None,
+    adapter_root: Annotated[
+        list[Path] | None, typer.Option("--adapter-root", help="Allow /v1/load_lora_adapter under DIR (repeatable).")
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="auto (bf16 where fast), float32, bfloat16, float16.")] = "auto",
+    max_batch: Annotated[int, typer.Option(help="Sequences decoded together.")] = 16,
+    max_waiting: Annotated[int, typer.Option(help="Queued requests before answering 429.")] = 64,
+    max_tokens_limit: Annotated[int, typer.Option(help="Largest max_tokens a request may ask for.")] = 2048,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 1 << 20,
+    timeout: Annotated[float, typer.Option(help="Seconds a request may run before 504.")] = 300.0,
+    insecure_no_auth: Annotated[
+        bool, typer.Option("--insecure-no-auth", help="Allow a non-loopback host without API keys.")
+    ] = False,
+) -> None:
+    """Stage 6: an OpenAI-compatible server (chat, completions, streaming) with several LoRA adapters at once."""
+    from tunesmith.serve.batching import EngineSettings
+    from tunesmith.serve.launch import build_engine, check_exposure, read_key_hashes
+    from tunesmith.serve.settings import ServerSettings
+
+    hashes = read_key_hashes(api_key_file)
+    check_exposure(host, hashes, insecure_no_auth)
+    _quiet_libraries()
+    with console.status(f"loading {target}"):
+        engine = build_engine(target, _named(adapter, "--adapter"), dtype, EngineSettings(max_batch, max_waiting))
+    settings = ServerSettings(
+        api_key_hashes=hashes,
+        max_body_bytes=max_body_bytes,
+        max_tokens_limit=max_tokens_limit,
+        request_timeout_s=timeout,
+        adapter_roots=tuple(adapter_root or ()),
+    )
+    show.serving(console, engine.model_names(), host, port, bool(hashes))
+    import uvicorn
+
+    from tunesmith.serve.app import create_app
+
+    uvicorn.run(create_app(engine, settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+
+
 @app.command("compare")
 def compare_cmd(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories, each evaluated (eval/report.json).")],

@@ -433,3 +433,34 @@ def compare(console: Console, result: dict[str, Any]) -> None:
         console.print(f"{run['run']}: {run['method']}, {run['base']}{data}", highlight=False)
         if run["overfitting_warning"]:
             console.print(f"  [yellow]warning[/]: {run['overfitting_warning']}", highlight=False)
+
+
+def export(console: Console, result: dict[str, Any]) -> None:
+    """The files an export wrote, their sizes, and how to use them."""
+    table = Table(title=f"export {result['format']} -> {result['out']}")
+    table.add_column("file")
+    table.add_column("size", justify="right")
+    for f in result["files"]:
+        table.add_row(f["path"], f"{f['bytes'] / 1e6:,.1f} MB")
+    console.print(table)
+    if result.get("note"):
+        console.print(f"[yellow]note:[/] {result['note']}", highlight=False)
+    out = result["out"]
+    ollama = f"`ollama create NAME -f {out}/Modelfile`" if result.get("ollama") else "add --ollama for a Modelfile"
+    usage = {
+        "hf": f"AutoModelForCausalLM.from_pretrained('{out}'), or `tunesmith serve {out}`",
+        "gguf": f"llama.cpp, or Ollama: {ollama}",
+        "adapter": f"AutoPeftModelForCausalLM.from_pretrained('{out}'); card in {out}/README.md",
+    }[result["format"]]
+    console.print(f"use: {usage}", highlight=False)
+
+
+def serving(console: Console, models: list[str], host: str, port: int, keys: bool) -> None:
+    """Where the server listens, what it serves, and a first request to try."""
+    url = f"http://{host}:{port}/v1"
+    console.print(f"serving {', '.join(models)} at {url} ({'API keys required' if keys else 'no API key'})")
+    console.print(
+        f"try: OpenAI(base_url='{url}', api_key='{'YOUR_KEY' if keys else 'none'}').chat.completions.create("
+        f"model='{models[-1]}', messages=[{{'role': 'user', 'content': 'hello'}}])",
+        highlight=False,
+    )

@@ -1,0 +1,54 @@
+"""The app factory: routers, middleware and error handlers around an injected engine and request log.
+
+Nothing happens at import: ``create_app`` builds a new app each call (tests build several), the engine
+thread starts and stops with the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from tunesmith.serve.context import Served
+from tunesmith.serve.engine import Engine
+from tunesmith.serve.errors import HANDLERS
+from tunesmith.serve.metrics import Metrics, engine_gauges
+from tunesmith.serve.middleware import ApiKeys, BodyLimit, RequestIdAndMetrics
+from tunesmith.serve.requestlog import NullLog, RequestLog
+from tunesmith.serve.routes import chat, completions, models, ops
+from tunesmith.serve.settings import ServerSettings
+
+
+def create_app(engine: Engine, settings: ServerSettings | None = None, log: RequestLog | None = None) -> FastAPI:
+    """An OpenAI-compatible app serving ``engine``'s models."""
+    settings = settings or ServerSettings()
+    metrics = Metrics()
+    metrics.gauges["tunesmith"] = lambda: engine_gauges(engine.stats())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine.start()
+        try:
+            yield
+        finally:
+            engine.shutdown()
+
+    app = FastAPI(title="tunesmith", summary="OpenAI-compatible serving of tuned models", lifespan=lifespan)
+    app.state.served = Served(engine, settings, log or NullLog(), metrics, int(time.time()))
+    for exc_type, handler in HANDLERS.items():
+        app.add_exception_handler(exc_type, handler)
+    for module in (chat, completions, models, ops):
+        app.include_router(module.router)
+    # Added last = outermost: ids and timing see everything, then keys, then the body limit.
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(ApiKeys, hashes=settings.api_key_hashes)
+    app.add_middleware(RequestIdAndMetrics, metrics=metrics)
+    return app
+
+
+def app_info(app: Any) -> Served:
+    return app.state.served  # type: ignore[no-any-return]

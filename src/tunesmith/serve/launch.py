@@ -1,0 +1,152 @@
+"""``tunesmith serve``: build the engine for a run directory or a model, then run uvicorn.
+
+What gets served:
+- a LoRA/QLoRA run directory: its base model (named after the base) with the run's adapter (named after
+  the run), so one server answers both and ``--adapter`` adds more on the same base;
+- a DoRA, IA3, full or freeze run: the tuned model merged into one (named after the run);
+- a model (embedded name, HF folder such as an ``export --to hf`` result, ``.gguf`` file): that model.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import ExportError, ServeError
+from tunesmith.serve.batching import BatchingEngine, EngineSettings
+
+log = logging.getLogger(__name__)
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass
+class Loaded:
+    model: Any
+    tokenizer: Any
+    base_name: str
+    adapter: tuple[str, Path] | None = None
+
+
+def served_name(text: str) -> str:
+    """A name usable as the ``model`` field from a model path or id (``org/name`` keeps its last part)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(text.rstrip("/")).name).strip("-.") or "model"
+    return name[:64]
+
+
+def _load_run(run_dir: Path) -> Loaded:
+    from tunesmith.export.tuned import (
+        CAUSAL_OBJECTIVES,
+        load_tokenizer_for,
+        load_tuned,
+        run_config,
+        trained_dir,
+    )
+    from tunesmith.models.load import load_causal_lm, resolve
+
+    config = run_config(run_dir)
+    if config.method.name in ("lora", "qlora") and config.train.objective in CAUSAL_OBJECTIVES:
+        trained = trained_dir(run_dir, config)
+        model = load_causal_lm(resolve(config.model.base, config.model.gguf_file))
+        tokenizer = load_tokenizer_for(config, trained)
+        if config.model.new_tokens:
+            from tunesmith.models.vocab import resize_to_saved
+
+            resize_to_saved(model, trained)
+        return Loaded(model, tokenizer, served_name(config.model.base), (served_name(config.name), trained))
+    try:
+        tuned = load_tuned(run_dir)
+    except ExportError as exc:
+        raise ServeError(f"cannot serve {run_dir}: {exc}") from None
+    return Loaded(tuned.model, tuned.tokenizer, served_name(config.name))
+
+
+def load_target(target: str) -> Loaded:
+    """The model (and adapter) to serve for a run directory or a model reference."""
+    from tunesmith.models.load import load_causal_lm, load_tokenizer, resolve
+
+    path = Path(target)
+    if (path / "config.yaml").is_file():
+        return _load_run(path)
+    source = resolve(target)
+    if source.kind != "causal-lm":
+        raise ServeError(f"'{target}' is an {source.kind} model; the server generates text with a causal LM.")
+    return Loaded(load_causal_lm(source), load_tokenizer(source), served_name(source.name))
+
+
+def build_engine(
+    target: str,
+    adapters: list[tuple[str, str]] | None = None,
+    dtype: str = "auto",
+    settings: EngineSettings | None = None,
+) -> BatchingEngine:
+    """Load ``target`` and the extra LoRA ``adapters`` (name, path) into one batching engine."""
+    import torch
+
+    from tunesmith.eval.generate import stop_ids_and_strings
+    from tunesmith.serve.adapters import AdapterPool
+    from tunesmith.train import env
+
+    if dtype not in DTYPES:
+        raise ServeError(f"--dtype {dtype}: choose one of {', '.join(DTYPES)}.")
+    loaded = load_target(target)
+    chosen = dtype if dtype != "auto" else ("bfloat16" if env.resolve_precision("auto") == "bf16" else "float32")
+    model = loaded.model.to(env.device_name(), getattr(torch, chosen)).eval()
+    pool = AdapterPool(model, loaded.base_name, len(loaded.tokenizer))
+    for name, path in [*([(loaded.adapter[0], str(loaded.adapter[1]))] if loaded.adapter else []), *(adapters or [])]:
+        pool.load(name, Path(path))
+    stop_ids, _ = stop_ids_and_strings(loaded.tokenizer, model, None)
+    if not stop_ids:
+        raise ServeError(
+            "the tokenizer has no EOS token and the chat template no end-of-turn token: answers "
+            "would never stop; set eos_token in the tokenizer."
+        )
+    log.info("serving %s in %s", pool.names(), chosen)
+    return BatchingEngine(pool, loaded.tokenizer, stop_ids, settings)
+
+
+def read_key_hashes(key_file: Path | None) -> tuple[str, ...]:
+    """API key hashes from ``key_file`` (one key per line, or ``sha256:HEX``) and ``TUNESMITH_API_KEYS``."""
+    from tunesmith.serve.middleware import hash_key
+
+    lines: list[str] = []
+    if key_file is not None:
+        if not key_file.is_file():
+            raise ServeError(f"--api-key-file {key_file}: no such file.")
+        lines += key_file.read_text(encoding="utf-8").splitlines()
+    lines += [k for k in os.environ.get("TUNESMITH_API_KEYS", "").split(",")]
+    hashes = []
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("sha256:"):
+            digest = line[7:].strip().lower()
+            if not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise ServeError(f"{key_file}:{number}: sha256: must be followed by 64 hex digits.")
+            hashes.append(digest)
+        else:
+            hashes.append(hash_key(line))
+    return tuple(hashes)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, hashes: tuple[str, ...], no_auth: bool) -> None:
+    """A server reachable from other machines needs API keys unless the user says otherwise explicitly."""
+    if not hashes and not is_loopback(host) and not no_auth:
+        raise ServeError(
+            f"--host {host} is reachable from other machines and no API key is set: give --api-key-file FILE "
+            "(or TUNESMITH_API_KEYS), or pass --insecure-no-auth if this network is trusted."
+        )
