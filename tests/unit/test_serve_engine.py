@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from serve_helpers import load_plain, make_adapter
 from tunesmith.serve.adapters import AdapterPool, adapter_folder, check_name
 from tunesmith.serve.batching import BatchingEngine, EngineSettings
 from tunesmith.serve.engine import GenerationRequest, QueueFull, SamplingParams, UnknownModel
@@ -15,26 +16,6 @@ from tunesmith.serve.kvbatch import KVBatch
 from tunesmith.serve.sampling import TextTail, next_tokens, nucleus
 
 PROMPTS = ["hello there", "the cat sat on the mat and", "a", "ẹ kú àárọ̀ o", "one two three four five six"]
-
-
-def load_plain(model_dir: Path):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="sdpa").eval()
-    return model, AutoTokenizer.from_pretrained(model_dir)
-
-
-def make_adapter(model_dir: Path, out: Path, seed: int) -> Path:
-    from peft import LoraConfig, get_peft_model
-
-    model, _ = load_plain(model_dir)
-    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
-    torch.manual_seed(seed)
-    for name, param in peft.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.3)
-    peft.save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +72,13 @@ def test_rows_joining_and_leaving_a_batch_answer_as_if_alone(tiny_model_dir: Pat
     engine.start()
     try:  # 5 requests of different lengths through 3 rows: rows finish at different steps and others take over
         lengths = [6 + 3 * i for i in range(len(PROMPTS))]
-        requests = [greedy(tokenizer, p, "tiny", n, f"r{i}") for i, (p, n) in enumerate(zip(PROMPTS, lengths))]
+        requests = [
+            greedy(tokenizer, p, "tiny", n, f"r{i}") for i, (p, n) in enumerate(zip(PROMPTS, lengths, strict=True))
+        ]
         results = run_all(engine, requests)
     finally:
         engine.shutdown()
-    for i, (prompt, n) in enumerate(zip(PROMPTS, lengths)):
+    for i, (prompt, n) in enumerate(zip(PROMPTS, lengths, strict=True)):
         text, finish, tokens = results[f"r{i}"]
         assert text == reference(model, tokenizer, prompt, n)
         assert (finish, tokens) == ("length", n)
@@ -223,7 +206,7 @@ def test_kv_batch_pads_joins_and_trims() -> None:
             values = torch.full((rows, 1, length, 2), value)
 
         class Cache:
-            layers = [Layer()]
+            layers = (Layer(),)
 
         return Cache()
 

@@ -323,6 +323,11 @@ def serve_cmd(
     ] = False,
 ) -> None:
     """Stage 6: an OpenAI-compatible server (chat, completions, streaming) with several LoRA adapters at once."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise ConfigError("serving needs FastAPI and uvicorn: pip install 'tunesmith[serve]'") from None
     from tunesmith.serve.batching import EngineSettings
     from tunesmith.serve.launch import build_engine, check_exposure, read_key_hashes
     from tunesmith.serve.settings import ServerSettings
@@ -340,8 +345,6 @@ def serve_cmd(
         adapter_roots=tuple(adapter_root or ()),
     )
     show.serving(console, engine.model_names(), host, port, bool(hashes))
-    import uvicorn
-
     from tunesmith.serve.app import create_app
 
     uvicorn.run(create_app(engine, settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
