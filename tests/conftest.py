@@ -91,3 +91,14 @@ def make_config(tmp_path: Path, tiny_model_dir: Path):
         return write_config(tmp_path / "config.yaml", tiny_model_dir, **sections)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_lora_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """A trained (not evaluated) LoRA SFT run of the tiny model on the pcm slice, for export and serving."""
+    from tunesmith.cli.main import main
+
+    root = tmp_path_factory.mktemp("lora-run")
+    config = write_config(root / "config.yaml", tiny_model_dir, name="tiny-lora", train={"epochs": 1, "lr": 5e-2})
+    assert main(["train", str(config)]) == 0
+    return root / "runs" / "tiny-lora"

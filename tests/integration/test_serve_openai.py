@@ -1,0 +1,141 @@
+"""The real server on loopback, driven by the official `openai` client: chat, streaming, adapters, keys, limits,
+and a burst of concurrent clients where every request gets the right answer or a 429 and none is lost."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
+KEY = "test-key-123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tiny_lora_run: Path, tmp_path_factory: pytest.TempPathFactory):
+    keys = tmp_path_factory.mktemp("keys") / "keys.txt"
+    keys.write_text(f"# one key per line\n{KEY}\n")
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "tunesmith.cli.main",
+        "serve",
+        str(tiny_lora_run),
+        "--port",
+        str(port),
+        "--api-key-file",
+        str(keys),
+        "--dtype",
+        "float32",
+        "--max-batch",
+        "4",
+        "--max-waiting",
+        "6",
+        "--max-body-bytes",
+        "100000",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited: {process.stdout.read() if process.stdout else ''}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail("server did not come up in 120 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def client(url: str, key: str = KEY):
+    from openai import OpenAI
+
+    return OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=60)
+
+
+def ask(api, model: str, prompt: str, **kw):
+    return api.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": prompt}], max_tokens=8, temperature=0, **kw
+    )
+
+
+def test_chat_stream_and_adapter_switch(server: str) -> None:
+    api = client(server)
+    models = [m.id for m in api.models.list().data]
+    assert len(models) == 2 and models[1] == "tiny-lora"  # the base (named after its folder), then the run
+    tuned = ask(api, "tiny-lora", "good morning")
+    assert tuned.choices[0].finish_reason in ("stop", "length") and tuned.usage.completion_tokens <= 8
+    base = ask(api, models[0], "good morning")
+    assert base.choices[0].message.content != tuned.choices[0].message.content
+    pieces = [
+        c.choices[0].delta.content or "" for c in ask(api, "tiny-lora", "good morning", stream=True) if c.choices
+    ]
+    assert "".join(pieces) == tuned.choices[0].message.content
+    completion = api.completions.create(model="tiny-lora", prompt="good", max_tokens=5, temperature=0)
+    assert completion.usage.completion_tokens <= 5
+
+
+def test_bad_key_oversize_and_unknown_model_are_clean_errors(server: str) -> None:
+    import openai
+
+    with pytest.raises(openai.AuthenticationError):
+        ask(client(server, "wrong"), "tiny-lora", "hi")
+    with pytest.raises(openai.APIStatusError) as big:
+        ask(client(server), "tiny-lora", "x" * 200_000)
+    assert big.value.status_code == 413
+    with pytest.raises(openai.NotFoundError):
+        ask(client(server), "no-such-model", "hi")
+    assert httpx.get(f"{server}/health").json()["status"] == "ok"
+
+
+def test_sixty_four_requests_from_sixteen_clients_get_an_answer_or_429(server: str) -> None:
+    import openai
+
+    api = client(server)
+    prompts = ["good morning", "how far", "I dey", "wetin happen"]
+    expected = {p: ask(api, "tiny-lora", p).choices[0].message.content for p in prompts}
+    before = httpx.get(f"{server}/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
+
+    def one(i: int) -> str:
+        prompt = prompts[i % len(prompts)]
+        try:
+            answer = ask(api, "tiny-lora", prompt).choices[0].message.content
+        except openai.RateLimitError as exc:
+            assert int(exc.response.headers["retry-after"]) >= 1
+            return "429"
+        assert answer == expected[prompt]
+        return "ok"
+
+    with ThreadPoolExecutor(16) as pool:
+        outcomes = list(pool.map(one, range(64)))
+    print("outcomes:", {k: outcomes.count(k) for k in set(outcomes)})
+    assert len(outcomes) == 64 and outcomes.count("ok") + outcomes.count("429") == 64
+    assert outcomes.count("ok") >= 10  # 4 rows decode and 6 wait at a time: many get through
+    metrics = httpx.get(f"{server}/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
+
+    def count(text: str, status: str) -> int:
+        line = f'tunesmith_http_requests_total{{path="/v1/chat/completions",status="{status}"}} '
+        return next((int(x.split()[-1]) for x in text.splitlines() if x.startswith(line)), 0)
+
+    assert count(metrics, "200") - count(before, "200") == outcomes.count("ok")
+    assert count(metrics, "429") - count(before, "429") == outcomes.count("429")
+    assert httpx.get(f"{server}/health").json()["active"] == 0
