@@ -139,3 +139,30 @@ def test_sixty_four_requests_from_sixteen_clients_get_an_answer_or_429(server: s
     assert count(metrics, "200") - count(before, "200") == outcomes.count("ok")
     assert count(metrics, "429") - count(before, "429") == outcomes.count("429")
     assert httpx.get(f"{server}/health").json()["active"] == 0
+
+
+def test_a_client_that_disconnects_mid_stream_frees_its_row(server: str) -> None:
+    auth = {"Authorization": f"Bearer {KEY}"}
+
+    def cancelled() -> int:
+        lines = httpx.get(f"{server}/metrics", headers=auth).text.splitlines()
+        return next(
+            (int(float(x.split()[-1])) for x in lines if x.startswith("tunesmith_finished_cancelled_total")), 0
+        )
+
+    before = cancelled()
+    body = {
+        "model": "tiny-lora",
+        "messages": [{"role": "user", "content": "good morning"}],
+        "max_tokens": 400,
+        "temperature": 0,
+        "stream": True,
+    }
+    with httpx.stream("POST", f"{server}/v1/chat/completions", json=body, headers=auth, timeout=60) as response:
+        for line in response.iter_lines():
+            if '"content": "' in line and '"content": ""' not in line:
+                break  # the first piece of text arrived: hang up
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (cancelled() == before or httpx.get(f"{server}/health").json()["active"]):
+        time.sleep(0.2)
+    assert cancelled() == before + 1 and httpx.get(f"{server}/health").json()["active"] == 0

@@ -308,6 +308,8 @@ class BatchingEngine:
     def _finish(self, row: _Row, reason: str, text: str = "", error: str | None = None) -> None:
         if self._by_id.pop(row.request.request_id, None) is None:
             return  # already finished
+        key = f"finished_{reason}"
+        self.counters[key] = self.counters.get(key, 0) + 1
         elapsed = time.monotonic() - row.started
         self._seconds_per_request = 0.9 * self._seconds_per_request + 0.1 * elapsed
         prompt = len(row.request.prompt_ids)

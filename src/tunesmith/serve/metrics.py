@@ -76,4 +76,5 @@ def engine_gauges(stats: dict[str, float]) -> dict[str, float]:
         "active_sequences": stats.get("active", 0),
         "rejected_total": stats.get("rejected", 0),
         "errors_total": stats.get("errors", 0),
+        **{f"{k}_total": v for k, v in stats.items() if k.startswith("finished_")},
     }
