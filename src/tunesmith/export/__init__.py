@@ -75,7 +75,7 @@ def _export_gguf(tuned: Any, out: Path, quants: list[str], ollama: bool) -> dict
         save_hf(tuned.model, tuned.tokenizer, hf_dir, "float32")
         for quant in quants:
             path = out / f"{tuned.config.name}.{quant}.gguf"
-            written.append(write_gguf(hf_dir, path, quant))
+            written.append(write_gguf(hf_dir, path, quant, name=tuned.config.name))
         if ollama:
             from tunesmith.export.ollama import modelfile
 
