@@ -154,7 +154,8 @@ def main() -> None:
     rows = {}
     rows["sequential generate"] = sequential(engine, texts[: args.baseline_requests], args.max_tokens)
     for clients in (1, 4, 16):
-        rows[f"server, {clients} clients"] = served(url, texts[: clients * args.rounds], clients, args.max_tokens)
+        count = max(4, clients * args.rounds)  # at least 4 requests for the latency percentiles
+        rows[f"server, {clients} clients"] = served(url, texts[:count], clients, args.max_tokens)
     server.should_exit = True
     base = rows["sequential generate"]
     reference = dict(zip(texts[: args.baseline_requests], base["answers"], strict=True))

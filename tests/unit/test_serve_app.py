@@ -208,3 +208,16 @@ def test_adapters_load_switch_and_unload_at_run_time(tiny_model_dir: Path, tmp_p
 def test_adapter_loading_is_off_without_roots(client) -> None:
     response = client.post("/v1/load_lora_adapter", json={"lora_name": "x", "lora_path": "/tmp"})
     assert response.status_code == 403 and "--adapter-root" in response.json()["error"]["message"]
+
+
+def test_a_plain_text_end_of_turn_stops_chat_answers_only(tiny_model_dir: Path) -> None:
+    engine = engine_for(tiny_model_dir)
+    with TestClient(create_app(engine)) as c:
+        text = c.post("/v1/chat/completions", json={**CHAT, "max_tokens": 12}).json()["choices"][0]["message"][
+            "content"
+        ]
+        engine.chat_stops = (text[4:7],)  # as if the template closed turns with this text instead of a token
+        cut = c.post("/v1/chat/completions", json={**CHAT, "max_tokens": 12}).json()["choices"][0]
+        assert cut["message"]["content"] == text[: text.index(text[4:7])] and cut["finish_reason"] == "stop"
+        plain = c.post("/v1/completions", json={"model": "tiny", "prompt": "a b", "max_tokens": 12, "temperature": 0})
+        assert plain.json()["choices"][0]["finish_reason"] == "length"

@@ -33,6 +33,10 @@ def _languages(manifest: dict[str, Any]) -> list[str]:
     return [code for code, n in ranked if code not in ("und", "") and n / total >= 0.05]
 
 
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def model_card(config: Any, run: RunDir) -> str:
     """A Hugging Face model card (YAML front matter + markdown) for the run's adapter."""
     manifest = json.loads(run.manifest.read_text(encoding="utf-8")) if run.manifest.is_file() else {}
@@ -65,7 +69,7 @@ def model_card(config: Any, run: RunDir) -> str:
     if run.train_summary.is_file():
         summary = json.loads(run.train_summary.read_text(encoding="utf-8"))
         keys = ("steps", "tokens_seen", "best_val_loss", "train_seconds")
-        shown = ", ".join(f"{k} {summary[k]}" for k in keys if summary.get(k) is not None)
+        shown = ", ".join(f"{k} {_short(summary[k])}" for k in keys if summary.get(k) is not None)
         if shown:
             lines.append(f"- {shown}")
     lines += ["", "## Data", ""]

@@ -51,4 +51,4 @@ def create_app(engine: Engine, settings: ServerSettings | None = None, log: Requ
 
 
 def app_info(app: Any) -> Served:
-    return app.state.served  # type: ignore[no-any-return]
+    return app.state.served

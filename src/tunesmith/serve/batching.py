@@ -70,9 +70,15 @@ class BatchingEngine:
     """Continuous batching with per-row sampling and stopping over an :class:`AdapterPool`."""
 
     def __init__(
-        self, pool: AdapterPool, tokenizer: Any, stop_ids: list[int], settings: EngineSettings | None = None
+        self,
+        pool: AdapterPool,
+        tokenizer: Any,
+        stop_ids: list[int],
+        settings: EngineSettings | None = None,
+        chat_stops: tuple[str, ...] = (),
     ) -> None:
         self.pool = pool
+        self.chat_stops = chat_stops  # end-of-turn text of templates that close turns without a special token
         self.tokenizer = tokenizer
         self.settings = settings or EngineSettings()
         limit = getattr(pool.model.config, "max_position_embeddings", None) or 2048

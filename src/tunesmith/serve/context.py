@@ -26,7 +26,7 @@ class Served:
 
 
 def served(request: Request) -> Served:
-    return request.app.state.served  # type: ignore[no-any-return]
+    return request.app.state.served
 
 
 def request_id(request: Request) -> str:

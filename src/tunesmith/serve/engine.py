@@ -68,6 +68,7 @@ class Engine(Protocol):
 
     tokenizer: Any
     max_context: int
+    chat_stops: tuple[str, ...]
 
     def model_names(self) -> list[str]: ...
 

@@ -99,14 +99,14 @@ def build_engine(
     pool = AdapterPool(model, loaded.base_name, len(loaded.tokenizer))
     for name, path in [*([(loaded.adapter[0], str(loaded.adapter[1]))] if loaded.adapter else []), *(adapters or [])]:
         pool.load(name, Path(path))
-    stop_ids, _ = stop_ids_and_strings(loaded.tokenizer, model, None)
+    stop_ids, turn_texts = stop_ids_and_strings(loaded.tokenizer, model, None)
     if not stop_ids:
         raise ServeError(
             "the tokenizer has no EOS token and the chat template no end-of-turn token: answers "
             "would never stop; set eos_token in the tokenizer."
         )
     log.info("serving %s in %s", pool.names(), chosen)
-    return BatchingEngine(pool, loaded.tokenizer, stop_ids, settings)
+    return BatchingEngine(pool, loaded.tokenizer, stop_ids, settings, tuple(turn_texts))
 
 
 def read_key_hashes(key_file: Path | None) -> tuple[str, ...]:

@@ -59,6 +59,8 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     refuse_unsupported(body)
     prompt_ids = chat_prompt_ids(ctx.engine, body)
     params = sampling(body, ctx.settings, ctx.engine, len(prompt_ids), ctx.settings.default_max_tokens)
+    if ctx.engine.chat_stops:  # the template ends a turn with plain text: stop there as at an EOS token
+        params = replace(params, stop=tuple(dict.fromkeys([*params.stop, *ctx.engine.chat_stops])))
     meta = {"id": f"chatcmpl-{request_id(request)}", "created": int(time.time()), "model": body.model}
     prompt = [m.model_dump(exclude_none=True) for m in body.messages]
     if body.stream:
