@@ -58,4 +58,12 @@ def run(config: RunConfig, mode: Mode = "new", progress: Any = None, on_stage: A
         return {"run_dir": str(run_dir.root), "prepared": None, "train": summary, "report": None}
     report = evaluate(config, run_dir, progress=progress)
     notify("eval", report, run_dir)
-    return {"run_dir": str(run_dir.root), "prepared": prepared, "train": summary, "report": report}
+    exports = []
+    for to in config.export.to:
+        from tunesmith.export import export_run
+
+        exports.append(
+            export_run(run_dir.root, to, None, config.export.quant, config.export.ollama, config.export.dtype)
+        )
+        notify("export", exports[-1], run_dir)
+    return {"run_dir": str(run_dir.root), "prepared": prepared, "train": summary, "report": report, "exports": exports}

@@ -133,3 +133,20 @@ def test_methods_that_cannot_merge_are_refused_with_what_to_do(tiny_lora_run: Pa
     assert main(["export", str(tmp_path), "--to", "hf"]) == 2
     assert "not a run directory" in " ".join(capsys.readouterr().err.split())
     assert main(["export", str(tiny_lora_run), "--to", "onnx"]) == 2
+
+
+def test_run_exports_after_evaluation_when_asked(make_config) -> None:
+    import yaml
+
+    config = make_config(
+        name="tiny-export",
+        train={"epochs": 1},
+        eval={"baselines": []},
+        export={"to": ["adapter", "gguf"], "quant": ["q8_0"]},
+    )
+    assert main(["run", str(config)]) == 0
+    run = Path(yaml.safe_load(config.read_text())["output_dir"]) / "tiny-export"
+    assert (run / "export" / "adapter" / "README.md").is_file()
+    card = (run / "export" / "adapter" / "README.md").read_text()
+    assert "| tuned (lora) |" in card  # the evaluation table made it into the card
+    assert [p.name for p in (run / "export" / "gguf").glob("*.gguf")] == ["tiny-export.q8_0.gguf"]

@@ -132,6 +132,9 @@ def evaluation(console: Console, report: dict[str, Any], run: Any) -> None:
 
 
 def stage(console: Console, name: str, value: Any, run: Any) -> None:
+    if name == "export":
+        export(console, value)
+        return
     {"data": data, "train": train, "eval": evaluation}[name](console, value, run)
 
 

@@ -308,8 +308,21 @@ class TrainConfig(Section):
 # ---------------------------------------------------------------- the whole run
 
 
+class ExportConfig(Section):
+    """Stage 6 inside ``tunesmith run``: exports written to ``runs/<name>/export/<to>/`` after evaluation."""
+
+    to: list[Literal["hf", "gguf", "adapter"]] = Field(
+        default_factory=list, description="Formats to export after evaluation (none: run stops after stage 5)."
+    )
+    quant: list[Literal["f32", "f16", "bf16", "q8_0"]] = Field(
+        default_factory=lambda: ["f16", "q8_0"], min_length=1, description="GGUF tensor types, one file each."
+    )
+    ollama: bool = Field(False, description="GGUF: also write an Ollama Modelfile.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="hf: weight dtype.")
+
+
 class RunConfig(Section):
-    """A whole run: stages 1-5, recorded in runs/<name>/."""
+    """A whole run: stages 1-5 (and 6 when ``export.to`` is set), recorded in runs/<name>/."""
 
     name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Run name; the run dir is named so.")
     seed: int = Field(0, description="Seed for splits, sampling, initialisation and data order.")
@@ -319,6 +332,7 @@ class RunConfig(Section):
     method: MethodConfig = Field(default_factory=LoraMethod, description="Stage 2: tuning method.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Stages 3-4: training.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Stage 5: evaluation.")
+    export: ExportConfig = Field(default_factory=ExportConfig, description="Stage 6: exports after evaluation.")
 
     @field_validator("method", mode="before")
     @classmethod
