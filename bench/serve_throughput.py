@@ -42,6 +42,18 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def figures(latencies: list[float], tokens: int, wall: float, answers: list[str]) -> dict:
+    return {
+        "requests": len(latencies),
+        "tokens": tokens,
+        "wall_s": wall,
+        "tokens_per_s": tokens / wall,
+        "p50_s": percentile(latencies, 0.5),
+        "p95_s": percentile(latencies, 0.95),
+        "answers": answers,
+    }
+
+
 def sequential(engine, texts: list[str], max_tokens: int) -> dict:
     """One plain ``generate`` per request with the same stop tokens (the baseline)."""
     import torch
@@ -67,16 +79,7 @@ def sequential(engine, texts: list[str], max_tokens: int) -> dict:
         tokens += len(new)
         answers.append(tokenizer.decode([t for t in new if t not in engine.stop_ids], skip_special_tokens=True))
         latencies.append(time.perf_counter() - began)
-    wall = time.perf_counter() - start
-    return {
-        "requests": len(texts),
-        "tokens": tokens,
-        "wall_s": wall,
-        "tokens_per_s": tokens / wall,
-        "p50_s": percentile(latencies, 0.5),
-        "p95_s": percentile(latencies, 0.95),
-        "answers": answers,
-    }
+    return figures(latencies, tokens, time.perf_counter() - start, answers)
 
 
 def served(url: str, texts: list[str], clients: int, max_tokens: int) -> dict:
@@ -103,17 +106,7 @@ def served(url: str, texts: list[str], clients: int, max_tokens: int) -> dict:
     with ThreadPoolExecutor(clients) as pool:
         results = list(pool.map(one, texts))
     wall = time.perf_counter() - start
-    tokens = sum(r[1] for r in results)
-    latencies = [r[0] for r in results]
-    return {
-        "requests": len(texts),
-        "tokens": tokens,
-        "wall_s": wall,
-        "tokens_per_s": tokens / wall,
-        "p50_s": percentile(latencies, 0.5),
-        "p95_s": percentile(latencies, 0.95),
-        "answers": [r[2] for r in results],
-    }
+    return figures([r[0] for r in results], sum(r[1] for r in results), wall, [r[2] for r in results])
 
 
 def start_server(engine) -> tuple[str, object]:

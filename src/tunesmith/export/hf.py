@@ -9,13 +9,11 @@ answer: the tokenizer's EOS, the model's, and the chat template's end-of-turn to
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import ExportError
+from tunesmith.rundir import atomic_directory
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -57,17 +55,9 @@ def save_hf(model: Any, tokenizer: Any, out_dir: Path, dtype: str = "auto") -> d
     target = _dtype(model, dtype)
     model = model.to(getattr(torch, target))
     model.generation_config = generation_config(model, tokenizer)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with atomic_directory(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {"dtype": target, "eos_token_id": model.generation_config.eos_token_id}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
@@ -33,29 +33,29 @@ def request_id(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id", "")) or f"{time.time_ns():x}"
 
 
-def log_entry(
-    request: Request,
-    endpoint: str,
-    model: str,
-    prompt: Any,
-    response: list[str],
-    final: Any,
-    prompt_tokens: int,
-    completion_tokens: int,
-    started: float,
-    stream: bool,
-) -> dict[str, Any]:
-    """One request log record (the monitor stage stores these)."""
-    return {
-        "time": time.time(),
-        "request_id": request_id(request),
-        "endpoint": endpoint,
-        "model": model,
-        "prompt": prompt,
-        "response": response,
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "latency_s": round(time.perf_counter() - started, 4),
-        "finish_reason": final.finish_reason if final is not None else None,
-        "stream": stream,
-    }
+@dataclass
+class Exchange:
+    """One request as the request log records it; :meth:`entry` completes it with the answer."""
+
+    request: Request
+    endpoint: str
+    model: str
+    prompt: Any
+    prompt_tokens: int
+    stream: bool
+    started: float = field(default_factory=time.perf_counter)
+
+    def entry(self, responses: list[str], final: Any, completion_tokens: int) -> dict[str, Any]:
+        return {
+            "time": time.time(),
+            "request_id": request_id(self.request),
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "prompt": self.prompt,
+            "response": responses,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "latency_s": round(time.perf_counter() - self.started, 4),
+            "finish_reason": final.finish_reason if final is not None else None,
+            "stream": self.stream,
+        }

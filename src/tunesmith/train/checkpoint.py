@@ -8,10 +8,8 @@ checkpoint folder appears only complete: it is written under a temporary name an
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from tunesmith.rundir import sha256_file, write_json
+from tunesmith.rundir import atomic_directory, sha256_file, write_json
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -47,8 +45,7 @@ def save_checkpoint(
     """Write ``root/step-<step>`` atomically and return its path."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:07d}"
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".step-{step:07d}."))
-    try:
+    with atomic_directory(final) as tmp:
         save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
@@ -56,12 +53,6 @@ def save_checkpoint(
         write_json(tmp / "state.json", {**state, "step": step})
         files = sorted(p.name for p in tmp.iterdir())
         write_json(tmp / "manifest.json", {name: sha256_file(tmp / name) for name in files})
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from tunesmith.serve.context import Served, log_entry, request_id, served
-from tunesmith.serve.errors import ApiError, error_body
-from tunesmith.serve.generation import (
-    Stream,
-    chat_prompt_ids,
-    check_final,
-    refuse_unsupported,
-    sampling,
-    submit,
-)
+from tunesmith.serve.context import Exchange, Served, request_id, served
+from tunesmith.serve.engine import Delta, SamplingParams
+from tunesmith.serve.errors import ApiError
+from tunesmith.serve.generation import Stream, chat_prompt_ids, check_final, refuse_unsupported, sampling, submit
 from tunesmith.serve.protocol import (
     AssistantMessage,
     ChatChoice,
@@ -30,17 +23,14 @@ from tunesmith.serve.protocol import (
     ErrorBody,
     Usage,
 )
+from tunesmith.serve.sse import DONE, HEADERS, failure, sse, usage_event
 
 router = APIRouter()
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 404, 413, 429, 504)}
+Record = Callable[[str, Delta], None]
 
 
-def sse(payload: dict[str, Any] | str) -> str:
-    return f"data: {payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)}\n\n"
-
-
-def submit_choices(ctx: Served, model: str, prompt_ids: list[int], params: Any, n: int) -> list[Stream]:
+def submit_choices(ctx: Served, model: str, prompt_ids: list[int], params: SamplingParams, n: int) -> list[Stream]:
     """``n`` sequences for one prompt (seed, seed+1, ... when seeded); all or none are queued."""
     streams: list[Stream] = []
     try:
@@ -54,8 +44,16 @@ def submit_choices(ctx: Served, model: str, prompt_ids: list[int], params: Any, 
     return streams
 
 
+def streamed(ctx: Served, exchange: Exchange, events: Callable[[Record], AsyncIterator[str]]) -> StreamingResponse:
+    """An SSE response whose finished answer goes to the request log."""
+
+    def record(text: str, final: Delta) -> None:
+        ctx.log.record(exchange.entry([text], final, final.completion_tokens))
+
+    return StreamingResponse(events(record), media_type="text/event-stream", headers=HEADERS)
+
+
 async def create_chat_completion(body: ChatCompletionRequest, request: Request, ctx: Served) -> Any:
-    started = time.perf_counter()
     refuse_unsupported(body)
     prompt_ids = chat_prompt_ids(ctx.engine, body)
     params = sampling(body, ctx.settings, ctx.engine, len(prompt_ids), ctx.settings.default_max_tokens)
@@ -63,47 +61,17 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
         params = replace(params, stop=tuple(dict.fromkeys([*params.stop, *ctx.engine.chat_stops])))
     meta = {"id": f"chatcmpl-{request_id(request)}", "created": int(time.time()), "model": body.model}
     prompt = [m.model_dump(exclude_none=True) for m in body.messages]
+    exchange = Exchange(request, "chat", body.model, prompt, len(prompt_ids), body.stream)
     if body.stream:
         stream = submit_choices(ctx, body.model, prompt_ids, params, 1)[0]
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-
-        def record(text: str, final: Any) -> None:
-            ctx.log.record(
-                log_entry(
-                    request,
-                    "chat",
-                    body.model,
-                    prompt,
-                    [text],
-                    final,
-                    len(prompt_ids),
-                    final.completion_tokens,
-                    started,
-                    True,
-                )
-            )
-
-        events = chat_events(stream, meta, include_usage, record)
-        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        return streamed(ctx, exchange, lambda record: chat_events(stream, meta, include_usage, record))
     streams = submit_choices(ctx, body.model, prompt_ids, params, body.n)
     results = await asyncio.gather(*(s.collect(request) for s in streams))
     for _, final in results:
         check_final(final)
     completion_tokens = sum(final.completion_tokens for _, final in results)
-    ctx.log.record(
-        log_entry(
-            request,
-            "chat",
-            body.model,
-            prompt,
-            [t for t, _ in results],
-            results[0][1],
-            len(prompt_ids),
-            completion_tokens,
-            started,
-            False,
-        )
-    )
+    ctx.log.record(exchange.entry([t for t, _ in results], results[0][1], completion_tokens))
     return ChatCompletion(
         **meta,
         choices=[
@@ -118,7 +86,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     )
 
 
-async def chat_events(stream: Stream, meta: dict[str, Any], include_usage: bool, record: Any) -> AsyncIterator[str]:
+async def chat_events(stream: Stream, meta: dict[str, Any], include_usage: bool, record: Record) -> AsyncIterator[str]:
     """SSE chunks as OpenAI sends them: the role first, then content pieces, the finish reason, usage, [DONE]."""
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
@@ -133,20 +101,11 @@ async def chat_events(stream: Stream, meta: dict[str, Any], include_usage: bool,
             yield chunk({"content": delta.text})
         if delta.finish_reason is None:
             continue
-        if delta.finish_reason in ("timeout", "error"):
-            kind = "timeout_error" if delta.finish_reason == "timeout" else "server_error"
-            yield sse(error_body(delta.error or f"generation ended: {delta.finish_reason}", kind))
-        else:
-            yield chunk({}, delta.finish_reason)
+        yield failure(delta) or chunk({}, delta.finish_reason)
         if include_usage:
-            usage = {
-                "prompt_tokens": delta.prompt_tokens,
-                "completion_tokens": delta.completion_tokens,
-                "total_tokens": delta.prompt_tokens + delta.completion_tokens,
-            }
-            yield sse({**meta, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+            yield usage_event(meta, "chat.completion.chunk", delta)
         record("".join(pieces), delta)
-    yield sse("[DONE]")
+    yield DONE
 
 
 @router.post("/v1/chat/completions", response_model=ChatCompletion, responses=ERRORS)

@@ -8,19 +8,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
 
-from tunesmith.serve.context import Served, log_entry, request_id, served
-from tunesmith.serve.errors import ApiError, error_body
+from tunesmith.serve.context import Exchange, Served, request_id, served
+from tunesmith.serve.errors import ApiError
 from tunesmith.serve.generation import Stream, check_final, refuse_unsupported, sampling, text_prompt_ids
 from tunesmith.serve.protocol import Completion, CompletionChoice, CompletionRequest, Usage
-from tunesmith.serve.routes.chat import ERRORS, SSE_HEADERS, sse, submit_choices
+from tunesmith.serve.routes.chat import ERRORS, Record, streamed, submit_choices
+from tunesmith.serve.sse import DONE, failure, sse, usage_event
 
 router = APIRouter()
 
 
 async def create_completion(body: CompletionRequest, request: Request, ctx: Served) -> Any:
-    started = time.perf_counter()
     refuse_unsupported(body)
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
     if not prompts:
@@ -30,29 +29,12 @@ async def create_completion(body: CompletionRequest, request: Request, ctx: Serv
     encoded = [text_prompt_ids(ctx.engine, p) for p in prompts]
     params = [sampling(body, ctx.settings, ctx.engine, len(ids), 16) for ids in encoded]
     meta = {"id": f"cmpl-{request_id(request)}", "created": int(time.time()), "model": body.model}
+    prompt_tokens = sum(len(ids) for ids in encoded)
+    exchange = Exchange(request, "completions", body.model, body.prompt, prompt_tokens, body.stream)
     if body.stream:
         stream = submit_choices(ctx, body.model, encoded[0], params[0], 1)[0]
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-
-        def record(text: str, final: Any) -> None:
-            ctx.log.record(
-                log_entry(
-                    request,
-                    "completions",
-                    body.model,
-                    prompts[0],
-                    [text],
-                    final,
-                    len(encoded[0]),
-                    final.completion_tokens,
-                    started,
-                    True,
-                )
-            )
-
-        return StreamingResponse(
-            completion_events(stream, meta, include_usage, record), media_type="text/event-stream", headers=SSE_HEADERS
-        )
+        return streamed(ctx, exchange, lambda record: completion_events(stream, meta, include_usage, record))
     streams: list[Stream] = []
     try:
         for ids, p in zip(encoded, params, strict=True):
@@ -64,22 +46,8 @@ async def create_completion(body: CompletionRequest, request: Request, ctx: Serv
     results = await asyncio.gather(*(s.collect(request) for s in streams))
     for _, final in results:
         check_final(final)
-    prompt_tokens = sum(len(ids) for ids in encoded)
     completion_tokens = sum(final.completion_tokens for _, final in results)
-    ctx.log.record(
-        log_entry(
-            request,
-            "completions",
-            body.model,
-            prompts,
-            [t for t, _ in results],
-            results[0][1],
-            prompt_tokens,
-            completion_tokens,
-            started,
-            False,
-        )
-    )
+    ctx.log.record(exchange.entry([t for t, _ in results], results[0][1], completion_tokens))
     return Completion(
         **meta,
         choices=[
@@ -95,7 +63,7 @@ async def create_completion(body: CompletionRequest, request: Request, ctx: Serv
 
 
 async def completion_events(
-    stream: Stream, meta: dict[str, Any], include_usage: bool, record: Any
+    stream: Stream, meta: dict[str, Any], include_usage: bool, record: Record
 ) -> AsyncIterator[str]:
     def chunk(text: str, finish: str | None = None) -> str:
         choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
@@ -103,22 +71,16 @@ async def completion_events(
 
     pieces: list[str] = []
     async for delta in stream.deltas():
-        if delta.finish_reason in ("timeout", "error"):
-            kind = "timeout_error" if delta.finish_reason == "timeout" else "server_error"
-            yield sse(error_body(delta.error or f"generation ended: {delta.finish_reason}", kind))
-        elif delta.text or delta.finish_reason:
-            pieces.append(delta.text)
-            yield chunk(delta.text, delta.finish_reason)
-        if delta.finish_reason:
-            if include_usage:
-                usage = {
-                    "prompt_tokens": delta.prompt_tokens,
-                    "completion_tokens": delta.completion_tokens,
-                    "total_tokens": delta.prompt_tokens + delta.completion_tokens,
-                }
-                yield sse({**meta, "object": "text_completion", "choices": [], "usage": usage})
-            record("".join(pieces), delta)
-    yield sse("[DONE]")
+        pieces.append(delta.text)
+        if delta.finish_reason is None:
+            if delta.text:
+                yield chunk(delta.text)
+            continue
+        yield failure(delta) or chunk(delta.text, delta.finish_reason)
+        if include_usage:
+            yield usage_event(meta, "text_completion", delta)
+        record("".join(pieces), delta)
+    yield DONE
 
 
 @router.post("/v1/completions", response_model=Completion, responses=ERRORS)
