@@ -221,3 +221,22 @@ def test_a_plain_text_end_of_turn_stops_chat_answers_only(tiny_model_dir: Path) 
         assert cut["message"]["content"] == text[: text.index(text[4:7])] and cut["finish_reason"] == "stop"
         plain = c.post("/v1/completions", json={"model": "tiny", "prompt": "a b", "max_tokens": 12, "temperature": 0})
         assert plain.json()["choices"][0]["finish_reason"] == "length"
+
+
+def test_a_failing_forward_fails_its_batch_with_500_and_the_server_goes_on(tiny_model_dir: Path) -> None:
+    engine = engine_for(tiny_model_dir)
+    original = engine._forward
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("out of memory (simulated)")
+        return original(*args, **kwargs)
+
+    engine._forward = flaky
+    with TestClient(create_app(engine)) as c:
+        failed = c.post("/v1/chat/completions", json=CHAT)
+        assert failed.status_code == 500 and "out of memory (simulated)" in failed.json()["error"]["message"]
+        assert c.post("/v1/chat/completions", json=CHAT).status_code == 200
+        assert "tunesmith_errors_total 1" in c.get("/metrics").text
