@@ -119,7 +119,7 @@ def test_metadata_matches_llama_cpp_conventions(exported: dict, tiny_model_dir: 
         "llama.rope.dimension_count": 8,
         "llama.vocab_size": 400,
         "tokenizer.ggml.model": "gpt2",
-        "tokenizer.ggml.pre": "gpt2",
+        "tokenizer.ggml.pre": "gpt-2",  # llama.cpp's spelling; it refuses "gpt2" as a pre-tokenizer
         "tokenizer.ggml.eos_token_id": 2,
         "tokenizer.ggml.padding_token_id": 0,
         "tokenizer.ggml.add_bos_token": False,
@@ -206,7 +206,7 @@ def test_a_failed_write_leaves_no_file(tiny_model_dir: Path, tmp_path: Path, mon
 @pytest.mark.parametrize(
     ("pre", "name"),
     [
-        ({"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}, "gpt2"),
+        ({"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}, "gpt-2"),
         (
             {
                 "type": "Sequence",

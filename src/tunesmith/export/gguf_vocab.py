@@ -92,7 +92,8 @@ def _tokenizer_json(hf_dir: Path) -> dict[str, Any]:
 def pre_tokenizer_name(pre: dict[str, Any] | None) -> str:
     """llama.cpp's name (``tokenizer.ggml.pre``) for the ``pre_tokenizer`` section of a tokenizer.json.
 
-    ``gpt2``: plain byte-level splitting. ``smollm``: single digits first (SmolLM, StarCoder).
+    ``gpt-2`` (so spelled: llama.cpp refuses ``gpt2`` here, although the tokenizer *model* is ``gpt2``): plain
+    byte-level splitting. ``smollm``: single digits first (SmolLM, StarCoder).
     ``llama-bpe``/``qwen2``: the Llama 3 and Qwen2 split regexes.
     """
     parts = list(pre.get("pretokenizers") or []) if pre and pre.get("type") == "Sequence" else [pre] if pre else []
@@ -100,7 +101,7 @@ def pre_tokenizer_name(pre: dict[str, Any] | None) -> str:
     if kinds and kinds[-1] == "ByteLevel" and not parts[-1].get("add_prefix_space", False):
         byte_regex = parts[-1].get("use_regex", True)
         if kinds == ["ByteLevel"] and byte_regex:
-            return "gpt2"
+            return "gpt-2"
         if kinds == ["Digits", "ByteLevel"] and parts[0].get("individual_digits") and byte_regex:
             return "smollm"
         if kinds == ["Split", "ByteLevel"] and not byte_regex:
@@ -109,7 +110,7 @@ def pre_tokenizer_name(pre: dict[str, Any] | None) -> str:
                 return SPLIT_REGEXES[regex]
     raise ExportError(
         f"GGUF export does not know llama.cpp's counterpart of this pre-tokenizer ({' + '.join(map(str, kinds))}); "
-        "known: ByteLevel (gpt2), Digits + ByteLevel (smollm), the Llama 3 and Qwen2 split regexes."
+        "known: ByteLevel (gpt-2), Digits + ByteLevel (smollm), the Llama 3 and Qwen2 split regexes."
     )
 
 
