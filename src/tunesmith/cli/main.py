@@ -321,6 +321,12 @@ def serve_cmd(
     insecure_no_auth: Annotated[
         bool, typer.Option("--insecure-no-auth", help="Allow a non-loopback host without API keys.")
     ] = False,
+    store: Annotated[
+        str | None,
+        typer.Option(help="Request log: a SQLite file or a database URL (default for a run dir: RUN_DIR/monitor.db)."),
+    ] = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Log nothing.")] = False,
+    privacy: Annotated[str, typer.Option(help="Logged text: redact (PII replaced), full, or hashes only.")] = "redact",
 ) -> None:
     """Stage 6: an OpenAI-compatible server (chat, completions, streaming) with several LoRA adapters at once."""
     try:
@@ -329,7 +335,7 @@ def serve_cmd(
     except ImportError:
         raise ConfigError("serving needs FastAPI and uvicorn: pip install 'tunesmith[serve]'") from None
     from tunesmith.serve.batching import EngineSettings
-    from tunesmith.serve.launch import build_engine, check_exposure, read_key_hashes
+    from tunesmith.serve.launch import build_engine, check_exposure, read_key_hashes, request_log
     from tunesmith.serve.settings import ServerSettings
 
     hashes = read_key_hashes(api_key_file)
@@ -344,10 +350,12 @@ def serve_cmd(
         request_timeout_s=timeout,
         adapter_roots=tuple(adapter_root or ()),
     )
-    show.serving(console, engine.model_names(), host, port, bool(hashes))
+    log = request_log(target, store, privacy, no_store)
+    show.serving(console, engine.model_names(), host, port, bool(hashes), log.store.url if log else None)
     from tunesmith.serve.app import create_app
 
-    uvicorn.run(create_app(engine, settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    app = create_app(engine, settings, log)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
 
 @app.command("compare")

@@ -458,10 +458,11 @@ def export(console: Console, result: dict[str, Any]) -> None:
     console.print(f"use: {usage}", highlight=False)
 
 
-def serving(console: Console, models: list[str], host: str, port: int, keys: bool) -> None:
-    """Where the server listens, what it serves, and a first request to try."""
+def serving(console: Console, models: list[str], host: str, port: int, keys: bool, store: str | None) -> None:
+    """Where the server listens, what it serves, where requests are logged, and a first request to try."""
     url = f"http://{host}:{port}/v1"
     console.print(f"serving {', '.join(models)} at {url} ({'API keys required' if keys else 'no API key'})")
+    console.print(f"request log: {store.split('@')[-1] if store else 'off'}", highlight=False)
     console.print(
         f"try: OpenAI(base_url='{url}', api_key='{'YOUR_KEY' if keys else 'none'}').chat.completions.create("
         f"model='{models[-1]}', messages=[{{'role': 'user', 'content': 'hello'}}])",

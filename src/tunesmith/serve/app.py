@@ -16,10 +16,10 @@ from fastapi import FastAPI
 from tunesmith.serve.context import Served
 from tunesmith.serve.engine import Engine
 from tunesmith.serve.errors import HANDLERS
-from tunesmith.serve.metrics import Metrics, engine_gauges
+from tunesmith.serve.metrics import Metrics, engine_gauges, log_gauges
 from tunesmith.serve.middleware import ApiKeys, BodyLimit, RequestIdAndMetrics
 from tunesmith.serve.requestlog import NullLog, RequestLog
-from tunesmith.serve.routes import chat, completions, models, ops
+from tunesmith.serve.routes import chat, completions, feedback, models, ops
 from tunesmith.serve.settings import ServerSettings
 
 
@@ -28,6 +28,9 @@ def create_app(engine: Engine, settings: ServerSettings | None = None, log: Requ
     settings = settings or ServerSettings()
     metrics = Metrics()
     metrics.gauges["tunesmith"] = lambda: engine_gauges(engine.stats())
+    log = log or NullLog()
+    if hasattr(log, "stats"):  # the monitor's writer: written, dropped, failed writes, latest drift check
+        metrics.gauges["tunesmith_request_log"] = lambda: log_gauges(log)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -36,12 +39,14 @@ def create_app(engine: Engine, settings: ServerSettings | None = None, log: Requ
             yield
         finally:
             engine.shutdown()
+            if hasattr(log, "close"):
+                log.close()
 
     app = FastAPI(title="tunesmith", summary="OpenAI-compatible serving of tuned models", lifespan=lifespan)
-    app.state.served = Served(engine, settings, log or NullLog(), metrics, int(time.time()))
+    app.state.served = Served(engine, settings, log, metrics, int(time.time()))
     for exc_type, handler in HANDLERS.items():
         app.add_exception_handler(exc_type, handler)
-    for module in (chat, completions, models, ops):
+    for module in (chat, completions, models, ops, feedback):
         app.include_router(module.router)
     # Added last = outermost: ids and timing see everything, then keys, then the body limit.
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

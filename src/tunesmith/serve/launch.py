@@ -150,3 +150,23 @@ def check_exposure(host: str, hashes: tuple[str, ...], no_auth: bool) -> None:
             f"--host {host} is reachable from other machines and no API key is set: give --api-key-file FILE "
             "(or TUNESMITH_API_KEYS), or pass --insecure-no-auth if this network is trusted."
         )
+
+
+def request_log(target: str, store: str | None, privacy: str, disabled: bool) -> Any:
+    """The request log for ``tunesmith serve``: a monitor store writer, or None (nothing logged).
+
+    A run directory logs to ``RUN_DIR/monitor.db`` unless ``--store`` names another database or
+    ``--no-store`` turns logging off; a bare model logs only when ``--store`` is given.
+    """
+    if disabled:
+        return None
+    if store is None and (Path(target) / "config.yaml").is_file():
+        store = str(Path(target) / "monitor.db")
+    if store is None:
+        return None
+    if privacy not in ("full", "redact", "hashes"):
+        raise ServeError(f"--privacy {privacy}: choose full, redact or hashes.")
+    from tunesmith.monitor.store import Store
+    from tunesmith.monitor.writer import StoreWriter, WriterSettings
+
+    return StoreWriter(Store(store), WriterSettings(privacy=privacy))  # type: ignore[arg-type]

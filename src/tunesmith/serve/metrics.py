@@ -6,6 +6,7 @@ import bisect
 import threading
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
@@ -78,3 +79,22 @@ def engine_gauges(stats: dict[str, float]) -> dict[str, float]:
         "errors_total": stats.get("errors", 0),
         **{f"{k}_total": v for k, v in stats.items() if k.startswith("finished_")},
     }
+
+
+def log_gauges(log: Any) -> dict[str, float]:
+    """The request log writer's counters, and the latest drift check's verdict when the store has one."""
+    stats = log.stats()
+    out = {f"{k}_total": v for k, v in stats.items() if k not in ("queue", "pending_retry")}
+    out["queue_depth"] = stats.get("queue", 0)
+    out["pending_retry"] = stats.get("pending_retry", 0)
+    store = getattr(log, "store", None)
+    if store is not None:
+        try:
+            checks = store.drift_checks(limit=1)
+        except Exception:  # the store is down: the writer's counters say so; the scrape must still answer
+            checks = []
+        if checks:
+            out["drift_drifted"] = float(checks[-1]["drifted"])
+            out["drift_alerts"] = float(len(checks[-1]["alerts"]))
+            out["drift_checked_at"] = float(checks[-1]["time"])
+    return out

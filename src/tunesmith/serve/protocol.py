@@ -160,3 +160,58 @@ class ErrorBody(BaseModel):
 _Request.model_rebuild()
 ChatCompletionRequest.model_rebuild()
 CompletionRequest.model_rebuild()
+
+
+FEEDBACK_KINDS = ("thumbs", "rating", "choice", "ranking", "correction")
+
+
+class FeedbackRequest(BaseModel):
+    """``POST /v1/feedback``: a judgement of an answered request, linked by its id.
+
+    ``request_id`` is the ``X-Request-ID`` the server returned or the response's ``id``
+    (``chatcmpl-...``/``cmpl-...``). ``value`` by ``kind``: ``thumbs`` ``"up"``/``"down"`` (or true/false);
+    ``rating`` a number (on ``scale``, default 1-5); ``choice`` the index of the best of the request's ``n``
+    answers; ``ranking`` all answer indices, best first; ``correction`` the answer it should have given.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=80)
+    kind: Literal["thumbs", "rating", "choice", "ranking", "correction"]
+    value: bool | int | float | str | list[int]
+    scale: tuple[float, float] = (1.0, 5.0)
+    comment: str | None = Field(default=None, max_length=4000)
+
+    def normalised(self) -> Any:
+        """The value in its stored form, or ValueError naming what is wrong for this kind."""
+        value = self.value
+        if self.kind == "thumbs":
+            if value in (True, "up", 1):
+                return "up"
+            if value in (False, "down", -1, 0):
+                return "down"
+            raise ValueError("thumbs takes 'up' or 'down' (or true/false)")
+        if self.kind == "rating":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError("rating takes a number")
+            low, high = self.scale
+            if not low <= value <= high:
+                raise ValueError(f"rating {value} is outside the scale {low}-{high}")
+            return float(value)
+        if self.kind == "choice":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError("choice takes the 0-based index of the best answer")
+            return value
+        if self.kind == "ranking":
+            if not isinstance(value, list) or len(value) < 2:
+                raise ValueError("ranking takes a list of answer indices, best first")
+            return value
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("correction takes the answer the model should have given")
+        return value
+
+
+class FeedbackAccepted(BaseModel):
+    status: Literal["accepted"] = "accepted"
+    request_id: str
+    kind: str

@@ -1,0 +1,1 @@
+"""Stage 7: request log, drift, feedback to training data."""

@@ -1,0 +1,188 @@
+"""The request log: schema migrations, the background writer (privacy modes, overflow, retries), feedback."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tunesmith.monitor.redact import redact
+from tunesmith.monitor.store import Store, store_url
+from tunesmith.monitor.writer import StoreWriter, WriterSettings, to_row, user_text
+
+ENTRY = {
+    "request_id": "r1",
+    "time": 1.0,
+    "endpoint": "chat",
+    "model": "tiny",
+    "prompt": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "mail me at ada@example.com"}],
+    "response": ["call +234 803 123 4567 tomorrow"],
+    "prompt_tokens": 10,
+    "completion_tokens": 7,
+    "latency_s": 0.5,
+    "finish_reason": "stop",
+    "stream": False,
+}
+
+
+def annotate(text: str) -> dict:
+    return {"language": "pcm" if "dey" in text else "eng", "script": "Latin", "cmi": 0.0}
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_migrations_create_the_schema_the_code_uses_and_reopen_idempotently(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from tunesmith.monitor.schema import metadata
+
+    store = Store(tmp_path / "m.db")
+    assert store.revision == "0001" and store.url == store_url(tmp_path / "m.db")
+    with store.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), metadata)
+    assert diff == []
+    store.add([to_row(ENTRY, "full", annotate)])
+    again = Store(tmp_path / "m.db")
+    assert again.counts()["requests"] == 1 and again.requests()[0]["prompt"] == ENTRY["prompt"]
+
+
+def test_privacy_modes_and_annotation() -> None:
+    full = to_row(ENTRY, "full", annotate)
+    assert "ada@example.com" in full["prompt"] and full["redactions"] == 0 and full["choices"] == 1
+    assert full["language"] == "eng" and full["prompt_tokens"] == 10
+    hidden = to_row(ENTRY, "redact", annotate)
+    assert "[EMAIL]" in hidden["prompt"] and "[PHONE]" in hidden["response"] and hidden["redactions"] == 2
+    assert "be brief" in hidden["prompt"]
+    hashed = to_row(ENTRY, "hashes", annotate)
+    assert hashed["prompt"] is None and hashed["response"] is None
+    assert hashed["prompt_sha256"] == full["prompt_sha256"] and len(hashed["prompt_sha256"]) == 64
+    assert user_text(ENTRY["prompt"]) == "mail me at ada@example.com" and user_text("plain") == "plain"
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("born in 1998, paid 25000 naira", "born in 1998, paid 25000 naira"),
+        ("ring 0803-123-4567 abeg", "ring [PHONE] abeg"),
+        ("server 10.0.0.12 down", "server [IP] down"),
+        ("card 4111 1111 1111 1111 ok", "card [CARD] ok"),
+    ],
+)
+def test_redaction_takes_pii_and_leaves_numbers(text: str, kept: str) -> None:
+    assert redact(text)[0] == kept
+
+
+class FlakyStore:
+    """A store that fails its first ``failures`` writes (the database briefly down), then keeps rows."""
+
+    def __init__(self, failures: int = 0, gate: threading.Event | None = None) -> None:
+        self.failures, self.gate, self.rows, self.calls = failures, gate, [], 0
+
+    def add(self, request_rows, feedback_rows=()) -> None:
+        self.calls += 1
+        if self.gate is not None:
+            self.gate.wait(10)
+        if self.calls <= self.failures:
+            raise ConnectionError("database unavailable")
+        self.rows += list(request_rows) + list(feedback_rows)
+
+
+def test_a_briefly_unavailable_database_loses_nothing() -> None:
+    store = FlakyStore(failures=2)
+    writer = StoreWriter(store, WriterSettings(privacy="full"), annotate)
+    for i in range(5):
+        writer.record({**ENTRY, "request_id": f"r{i}"})
+    wait_for(lambda: len(store.rows) == 5)
+    writer.close()
+    assert sorted(r["request_id"] for r in store.rows) == [f"r{i}" for i in range(5)]
+    assert writer.counters["write_errors"] == 2 and writer.counters["dropped"] == 0
+
+
+def test_overflow_is_counted_never_blocks() -> None:
+    gate = threading.Event()
+    store = FlakyStore(gate=gate)
+    writer = StoreWriter(store, WriterSettings(privacy="full", capacity=2, batch=1), annotate)
+    writer.record({**ENTRY, "request_id": "first"})
+    wait_for(lambda: writer.queue.qsize() == 0 and store.calls == 1)  # the thread holds it, blocked in the store
+    started = time.perf_counter()
+    for i in range(5):
+        writer.record({**ENTRY, "request_id": f"r{i}"})
+    assert time.perf_counter() - started < 0.5
+    assert writer.counters["dropped"] == 3 and writer.stats()["queue"] == 2
+    gate.set()
+    wait_for(lambda: len(store.rows) == 3)
+    writer.close()
+    assert writer.counters["written"] == 3
+
+
+def test_feedback_links_to_logged_requests(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from serve_helpers import load_plain
+    from tunesmith.serve.adapters import AdapterPool
+    from tunesmith.serve.app import create_app
+    from tunesmith.serve.batching import BatchingEngine
+
+    model, tokenizer = load_plain(tiny_model_dir)
+    engine = BatchingEngine(AdapterPool(model, "tiny", len(tokenizer)), tokenizer, [tokenizer.eos_token_id])
+    store = Store(tmp_path / "monitor.db")
+    writer = StoreWriter(store, WriterSettings(privacy="redact"), annotate)
+    chat = {"model": "tiny", "messages": [{"role": "user", "content": "how market dey"}], "max_tokens": 4, "n": 3}
+    with TestClient(create_app(engine, log=writer)) as c:
+        answered = c.post("/v1/chat/completions", json=chat)
+        rid, response_id = answered.headers["x-request-id"], answered.json()["id"]
+        post = lambda body: c.post("/v1/feedback", json=body)  # noqa: E731
+        assert post({"request_id": response_id, "kind": "choice", "value": 2}).status_code == 200
+        assert post({"request_id": rid, "kind": "ranking", "value": [1, 0, 2]}).status_code == 200
+        assert post({"request_id": rid, "kind": "thumbs", "value": "down", "comment": "wrong"}).status_code == 200
+        assert post({"request_id": rid, "kind": "rating", "value": 4}).status_code == 200
+        assert post({"request_id": rid, "kind": "correction", "value": "E dey go well"}).status_code == 200
+        bad = [
+            ({"request_id": rid, "kind": "choice", "value": 3}, 400, "had 3 answers"),
+            ({"request_id": rid, "kind": "ranking", "value": [0, 0, 1]}, 400, "each of the request's 3"),
+            ({"request_id": rid, "kind": "rating", "value": 9}, 400, "outside the scale"),
+            ({"request_id": rid, "kind": "thumbs", "value": "maybe"}, 400, "up"),
+            ({"request_id": "nope", "kind": "thumbs", "value": "up"}, 404, "no logged request"),
+            ({"request_id": rid, "kind": "vibes", "value": 1}, 400, "kind"),
+        ]
+        for body, status, words in bad:
+            response = post(body)
+            assert response.status_code == status and words in response.json()["error"]["message"], body
+        metrics = c.get("/metrics").text
+    assert "tunesmith_request_log_dropped_total 0" in metrics
+    logged = store.requests()
+    assert [r["request_id"] for r in logged] == [rid] and logged[0]["choices"] == 3
+    assert logged[0]["language"] == "pcm" and logged[0]["prompt"][0]["content"] == "how market dey"
+    kinds = [(f["kind"], f["value"]) for f in store.feedback()]
+    assert kinds == [
+        ("choice", 2),
+        ("ranking", [1, 0, 2]),
+        ("thumbs", "down"),
+        ("rating", {"value": 4.0, "scale": [1.0, 5.0]}),
+        ("correction", "E dey go well"),
+    ]
+    # a request older than the writer remembers is found in the store
+    writer.recent.clear()
+    fresh = StoreWriter(store, WriterSettings(), annotate)
+    with TestClient(create_app(engine, log=fresh)) as c:
+        assert c.post("/v1/feedback", json={"request_id": rid, "kind": "thumbs", "value": "up"}).status_code == 200
+
+
+def test_feedback_without_a_store_says_how_to_get_one(tiny_model_dir: Path) -> None:
+    from serve_helpers import load_plain
+    from tunesmith.serve.adapters import AdapterPool
+    from tunesmith.serve.app import create_app
+    from tunesmith.serve.batching import BatchingEngine
+
+    model, tokenizer = load_plain(tiny_model_dir)
+    engine = BatchingEngine(AdapterPool(model, "tiny", len(tokenizer)), tokenizer, [tokenizer.eos_token_id])
+    with TestClient(create_app(engine)) as c:
+        response = c.post("/v1/feedback", json={"request_id": "x", "kind": "thumbs", "value": "up"})
+        assert response.status_code == 503 and "--store" in response.json()["error"]["message"]
