@@ -26,6 +26,8 @@ data_app = typer.Typer(no_args_is_help=True, help="Stage 1: dataset preparation.
 config_app = typer.Typer(no_args_is_help=True, help="Show, check and eject run configs.")
 app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
+monitor_app = typer.Typer(no_args_is_help=True, help="Stage 7: request log, drift, feedback -> next round's data.")
+app.add_typer(monitor_app, name="monitor")
 console = Console()
 
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config field: --set train.lr=1e-4")]
@@ -430,6 +432,49 @@ def config_eject(preset: str, path: Path, force: bool = typer.Option(False, help
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, path)
     console.print(f"wrote {path} (from preset '{preset}'); edit data.train and run `tunesmith run {path}`")
+
+
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", help="The request log: a SQLite file or a database URL (default RUN_DIR/monitor.db)."),
+]
+
+
+def _store(run_dir: Path | None, store: str | None) -> Any:
+    from tunesmith.monitor.store import Store
+
+    if store is None and run_dir is None:
+        raise ConfigError("give a RUN_DIR (its monitor.db) or --store PATH|URL.")
+    target = store or str(run_dir / "monitor.db")  # type: ignore[operator]
+    if "://" not in target and not Path(target).is_file():
+        raise ConfigError(f"no request log at {target}: serve with `tunesmith serve RUN_DIR` (or --store) first.")
+    return Store(target)
+
+
+@monitor_app.command("export-data")
+def monitor_export_data(
+    run_dir: Annotated[
+        Path | None, typer.Argument(help="The deployed run (its monitor.db; configs start from it).")
+    ] = None,
+    store: StoreOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder (default RUN_DIR/feedback).")] = None,
+    model: Annotated[str | None, typer.Option(help="Only feedback on answers of this served model.")] = None,
+) -> None:
+    """Feedback -> preference, KTO, rating, ranking and SFT records, and retrain-*.yaml configs to `tunesmith run`."""
+    from tunesmith.monitor.feedback_data import write_feedback_data
+
+    if out is None and run_dir is None:
+        raise ConfigError("give --out DIR (or a RUN_DIR, whose feedback/ folder is used).")
+    out = out or run_dir / "feedback"  # type: ignore[operator]
+    manifest = write_feedback_data(_store(run_dir, store), out, model)
+    configs = {}
+    if run_dir is not None and (run_dir / "config.yaml").is_file() and manifest["records"]:
+        from tunesmith.monitor.retrain import retrain_configs
+
+        _quiet_libraries()
+        with console.status("preparing the deployed model as the retraining base"):
+            configs = retrain_configs(run_dir, out, manifest["records"])
+    show.feedback_export(console, manifest, out, configs)
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:

@@ -468,3 +468,20 @@ def serving(console: Console, models: list[str], host: str, port: int, keys: boo
         f"model='{models[-1]}', messages=[{{'role': 'user', 'content': 'hello'}}])",
         highlight=False,
     )
+
+
+def feedback_export(console: Console, manifest: dict[str, Any], out: Any, configs: dict[str, str]) -> None:
+    """What feedback became, what was rejected and why, and the command that retrains on it."""
+    kinds = ", ".join(f"{k} {n}" for k, n in manifest["feedback_kinds"].items()) or "none"
+    console.print(f"{manifest['feedback']} pieces of feedback ({kinds}) -> {out}")
+    table = Table(title="records for the next round")
+    table.add_column("file")
+    table.add_column("rows", justify="right")
+    for info in manifest["records"].values():
+        table.add_row(info["file"], str(info["rows"]))
+    console.print(table)
+    if manifest["rejected"]:
+        reasons = "; ".join(f"{n} {why}" for why, n in manifest["reject_reasons"].items())
+        console.print(f"[yellow]rejected {manifest['rejected']}[/] (rejects.jsonl): {reasons}", highlight=False)
+    for objective, path in configs.items():
+        console.print(f"retrain ({objective}): tunesmith run {path}", highlight=False)
