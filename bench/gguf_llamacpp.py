@@ -9,6 +9,10 @@ llama-cpp-python has no wheel on the package registry here; it compiles llama.cp
     /tmp/lcpp/bin/python bench/gguf_llamacpp.py runs/quickstart-pcm-sentiment/export  # in llama.cpp's venv
     .venv/bin/python bench/gguf_llamacpp.py runs/quickstart-pcm-sentiment/export --hf  # the HF side
 
+With llama-cpp-python 0.3.36 built here (with or without AMX), every quantized file, llama.cpp's own
+Q4_1 SmolLM2 and llama.cpp's own q8_0 quantisation included, crashes (SIGSEGV) when a forward takes
+more than one token; ``--one-by-one`` feeds the prompt a token at a time, which runs.
+
 Each side prints the greedy token ids of the same chat prompts (prompt tokens as each side's tokenizer
 makes them, then up to 24 generated tokens); run both and compare, or pass ``--compare A.json B.json``.
 """
@@ -29,11 +33,15 @@ PROMPTS = [
 NEW = 24
 
 
-def hf_side(export: Path) -> dict:
+def hf_side(export: Path, gguf_quant: str | None = None) -> dict:
+    """Greedy tokens of the merged HF export, or (``gguf_quant``) of that GGUF file as transformers reads it."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(export / "hf").eval()
+    if gguf_quant:
+        name = next((export / "gguf").glob(f"*.{gguf_quant}.gguf")).name
+        model = AutoModelForCausalLM.from_pretrained(export / "gguf", gguf_file=name).eval()
     tokenizer = AutoTokenizer.from_pretrained(export / "hf")
     out = {}
     for prompt in PROMPTS:
@@ -47,7 +55,7 @@ def hf_side(export: Path) -> dict:
     return out
 
 
-def llamacpp_side(export: Path, quant: str) -> dict:
+def llamacpp_side(export: Path, quant: str, one_by_one: bool = False) -> dict:
     from llama_cpp import Llama
 
     path = next((export / "gguf").glob(f"*.{quant}.gguf"))
@@ -63,11 +71,18 @@ def llamacpp_side(export: Path, quant: str) -> dict:
             messages=[{"role": "user", "content": prompt}], add_generation_prompt=True
         )
         ids = llm.tokenize(text.encode(), add_bos=False, special=True)
-        gen = []
-        for token in llm.generate(ids, temp=0.0, top_k=1, top_p=1.0, repeat_penalty=1.0):
-            gen.append(int(token))
-            if token in stops or len(gen) >= NEW:
-                break
+        gen: list[int] = []
+        if one_by_one:  # one token per forward: see the module docstring
+            for token in ids:
+                llm.eval([token])
+            while len(gen) < NEW and (not gen or gen[-1] not in stops):
+                gen.append(int(llm.sample(temp=0.0, top_k=1)))
+                llm.eval([gen[-1]])
+        else:
+            for token in llm.generate(ids, temp=0.0, top_k=1, top_p=1.0, repeat_penalty=1.0):
+                gen.append(int(token))
+                if token in stops or len(gen) >= NEW:
+                    break
         llm.reset()
         out[prompt] = {"prompt": list(ids), "answer": gen}
     return out
@@ -93,11 +108,15 @@ def main() -> None:
     parser.add_argument("--quant", default="f16")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--compare", nargs=2, type=Path)
+    parser.add_argument("--hf-from-gguf", metavar="QUANT", help="HF side: read the GGUF file with transformers")
+    parser.add_argument("--one-by-one", action="store_true", help="feed tokens singly (quantized files, see above)")
     args = parser.parse_args()
     if args.compare:
         compare(*(json.loads(p.read_text()) for p in args.compare))
         return
-    result = hf_side(args.export) if args.hf else llamacpp_side(args.export, args.quant)
+    result = (
+        hf_side(args.export, args.hf_from_gguf) if args.hf else llamacpp_side(args.export, args.quant, args.one_by_one)
+    )
     text = json.dumps(result, ensure_ascii=False)
     if args.out:
         args.out.write_text(text)
