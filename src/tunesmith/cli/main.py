@@ -477,6 +477,44 @@ def monitor_export_data(
     show.feedback_export(console, manifest, out, configs)
 
 
+@monitor_app.command("drift")
+def monitor_drift(
+    run_dir: Annotated[Path, typer.Argument(help="The deployed run: its training prompts are the reference.")],
+    store: StoreOpt = None,
+    last: Annotated[int, typer.Option(help="Compare the most recent N logged requests.")] = 500,
+    model: Annotated[str | None, typer.Option(help="Only requests to this served model.")] = None,
+    no_semantic: Annotated[bool, typer.Option("--no-semantic", help="Skip the MiniLM embedding test.")] = False,
+    set_: SetOpt = None,
+) -> None:
+    """Has traffic drifted from the training data? Language and script mix, length, fertility, code-mixing, meaning."""
+    from tunesmith.monitor.drift_run import check_drift
+
+    config = _load(run_dir / "config.yaml", set_)
+    _quiet_libraries()
+    with console.status(f"comparing the last {last} requests with {run_dir.name}'s training prompts"):
+        report = check_drift(run_dir, _store(run_dir, store), last, config.monitor.thresholds, not no_semantic, model)
+    show.drift(console, report)
+
+
+@monitor_app.command("report")
+def monitor_report(
+    run_dir: Annotated[Path | None, typer.Argument(help="The deployed run (its monitor.db).")] = None,
+    store: StoreOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder (default RUN_DIR/monitor).")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Traffic, latency, tokens and language mix over time, drift checks, feedback per model, retrain advice (HTML)."""
+    from tunesmith.config.schema import MonitorConfig
+    from tunesmith.monitor.report import write_report
+
+    settings = _load(run_dir / "config.yaml", set_).monitor if run_dir else MonitorConfig()
+    if out is None and run_dir is None:
+        raise ConfigError("give --out DIR (or a RUN_DIR, whose monitor/ folder is used).")
+    out = out or run_dir / "monitor"  # type: ignore[operator]
+    summary = write_report(_store(run_dir, store), out, run_dir, settings.negative_feedback_rate, settings.min_thumbs)
+    show.monitor_report(console, summary, out)
+
+
 def _usage_errors() -> tuple[type[Exception], ...]:
     """Click's usage errors, and those of the click copy that newer typer releases vendor (``typer._click``)."""
     import click

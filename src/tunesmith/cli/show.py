@@ -485,3 +485,38 @@ def feedback_export(console: Console, manifest: dict[str, Any], out: Any, config
         console.print(f"[yellow]rejected {manifest['rejected']}[/] (rejects.jsonl): {reasons}", highlight=False)
     for objective, path in configs.items():
         console.print(f"retrain ({objective}): tunesmith run {path}", highlight=False)
+
+
+def drift(console: Console, report: dict[str, Any]) -> None:
+    """Each axis's statistic and verdict, then the alerts."""
+    table = Table(
+        title=f"drift: {report['rows']['window']} requests vs {report['rows']['reference']} training prompts"
+    )
+    table.add_column("axis")
+    table.add_column("statistics", overflow="fold")
+    table.add_column("verdict")
+    for axis in ("language", "script", "length", "codemix", "fertility", "semantic"):
+        section = report.get(axis) or {}
+        if "skipped" in section:
+            table.add_row(axis, f"skipped: {section['skipped']}", "-")
+            continue
+        shown = {k: v for k, v in section.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        text = ", ".join(f"{k} {v:.3g}" for k, v in list(shown.items())[:5])
+        table.add_row(axis, text, "[red]drift[/]" if section.get("alert") else "[green]ok[/]")
+    console.print(table)
+    for alert in report.get("alerts", []):
+        console.print(f"[bold red]alert:[/] {alert}", highlight=False)
+    if not report.get("alerts"):
+        console.print("[green]no drift[/]: every statistic is within its threshold")
+
+
+def monitor_report(console: Console, summary: dict[str, Any], out: Any) -> None:
+    console.print(
+        f"{summary['requests']} requests, {summary['feedback']} pieces of feedback, "
+        f"{len(summary['drift_checks'])} drift checks -> {out}/report.html",
+        highlight=False,
+    )
+    advice = summary["recommendation"]
+    if advice["retrain"]:
+        for reason in advice["reasons"]:
+            console.print(f"[bold yellow]retrain:[/] {reason}", highlight=False)

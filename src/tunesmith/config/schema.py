@@ -22,6 +22,7 @@ from tunesmith.config.data import (  # noqa: F401  (re-exported: the data sectio
     converted_kind,
 )
 from tunesmith.config.eval import EvalConfig
+from tunesmith.config.monitor import DriftThresholds
 from tunesmith.config.section import Section
 from tunesmith.train.ppo.config import PPOConfig
 from tunesmith.train.preference.config import PreferenceConfig
@@ -315,10 +316,20 @@ class ExportConfig(Section):
         default_factory=list, description="Formats to export after evaluation (none: run stops after stage 5)."
     )
     quant: list[Literal["f32", "f16", "bf16", "q8_0"]] = Field(
-        default_factory=lambda: ["f16", "q8_0"], min_length=1, description="GGUF tensor types, one file each."
+        ["f16", "q8_0"], min_length=1, description="GGUF tensor types, one file each."
     )
     ollama: bool = Field(False, description="GGUF: also write an Ollama Modelfile.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="hf: weight dtype.")
+
+
+class MonitorConfig(Section):
+    """Stage 7: when traffic counts as drifted and feedback calls for retraining."""
+
+    thresholds: DriftThresholds = Field(default_factory=DriftThresholds, description="Drift alert thresholds.")
+    negative_feedback_rate: float = Field(
+        0.3, ge=0, le=1, description="Recommend retraining when a model's share of thumbs-down exceeds this."
+    )
+    min_thumbs: int = Field(20, ge=1, description="...but only once it has at least this many thumbs.")
 
 
 class RunConfig(Section):
@@ -333,6 +344,7 @@ class RunConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig, description="Stages 3-4: training.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Stage 5: evaluation.")
     export: ExportConfig = Field(default_factory=ExportConfig, description="Stage 6: exports after evaluation.")
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig, description="Stage 7: drift and feedback.")
 
     @field_validator("method", mode="before")
     @classmethod

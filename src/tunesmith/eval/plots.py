@@ -26,6 +26,8 @@ __all__ = [
     "loss_curves",
     "metric_panels",
     "model_bars",
+    "threshold_bars",
+    "time_panels",
     "val_curves",
 ]
 
@@ -278,4 +280,48 @@ def metric_panels(panels: Sequence[tuple[str, dict[str, Sequence[tuple[int, floa
             ax.set_title(title, fontsize=9)
             ax.set_xlabel("step")
             ax.legend(fontsize=7)
+        return _uri(fig)
+
+
+def time_panels(panels: Sequence[tuple[str, dict[str, Sequence[tuple[float, float]]], bool]]) -> str:
+    """Stacked panels over wall-clock time (the monitor report): each ``(title, series, stacked)``; x values
+    are unix seconds, drawn as dates; a stacked panel fills the series one on another (shares that sum to 1)."""
+    import datetime as dt
+
+    with _figure(7.6, 2.1 * len(panels), nrows=len(panels), squeeze=False, sharex=True) as (fig, axes):
+        for ax, (title, series, stacked) in zip(axes[:, 0], panels, strict=True):
+            if stacked and series:
+                xs = [dt.datetime.fromtimestamp(t) for t, _ in next(iter(series.values()))]
+                ys = [[v for _, v in points] for points in series.values()]
+                ax.stackplot(xs, ys, labels=[_short(k) for k in series], colors=COLORS[: len(series)], alpha=0.85)
+            else:
+                for i, (name, points) in enumerate(series.items()):
+                    xs = [dt.datetime.fromtimestamp(t) for t, _ in points]
+                    ax.plot(
+                        xs,
+                        [v for _, v in points],
+                        color=COLORS[i % len(COLORS)],
+                        lw=1.4,
+                        marker="o",
+                        ms=2.5,
+                        label=_short(name, 30),
+                    )
+            ax.set_title(title, fontsize=9, loc="left")
+            if series:
+                ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        fig.autofmt_xdate()
+        return _uri(fig)
+
+
+def threshold_bars(items: Sequence[tuple[str, float, float]]) -> str:
+    """Each drift statistic as a bar against its threshold (a tick); bars over their threshold are red."""
+    with _figure(6.4, 0.45 * len(items) + 0.9) as (fig, ax):
+        for i, (_, value, limit) in enumerate(items):
+            ratio = value / limit if limit else 0.0
+            ax.barh(i, ratio, height=0.6, color=COLORS[4] if ratio > 1 else COLORS[0])
+            ax.text(ratio, i, f" {value:.3g} / {limit:.3g}", va="center", fontsize=8)
+        ax.axvline(1.0, color="#1d2430", lw=1, ls="--")
+        ax.set_yticks(range(len(items)), [label for label, _, _ in items])
+        ax.invert_yaxis()
+        ax.set_xlabel("statistic / threshold (over 1 = alert)")
         return _uri(fig)

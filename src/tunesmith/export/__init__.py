@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ def export_run(
     run_dir: Path,
     to: str,
     out: Path | None = None,
-    quants: list[str] | None = None,
+    quants: Sequence[str] | None = None,
     ollama: bool = False,
     dtype: str = "auto",
 ) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def export_run(
     return result
 
 
-def _export_gguf(tuned: Any, out: Path, quants: list[str], ollama: bool) -> dict[str, Any]:
+def _export_gguf(tuned: Any, out: Path, quants: Sequence[str], ollama: bool) -> dict[str, Any]:
     """Save the merged model as a temporary HF directory (fp32) and convert it once per quant type."""
     from tunesmith.export.gguf import write_gguf
     from tunesmith.export.hf import save_hf

@@ -48,15 +48,25 @@ def user_text(prompt: Any) -> str:
     return str(prompt)
 
 
-def default_annotator() -> Callable[[str], dict[str, Any]]:
-    """Language, script and CMI of a text, with the data stage's shipped identifier."""
+def default_annotator(template: dict[str, str] | None = None) -> Callable[[str], dict[str, Any]]:
+    """Language, script and CMI of a text, with the data stage's shipped identifier.
+
+    ``template`` (``prefix``/``suffix``, as :func:`tunesmith.monitor.drift_run.strip_template` finds them in a
+    run's training prompts) is cut off first, so a fixed instruction around the user's text does not decide
+    the language the log records.
+    """
     from tunesmith.data.codemix import row_cmi
     from tunesmith.data.langid import load_default
     from tunesmith.data.script import dominant_script
 
     identifier = load_default()
+    prefix, suffix = (template or {}).get("prefix", ""), (template or {}).get("suffix", "")
 
     def annotate(text: str) -> dict[str, Any]:
+        if prefix and text.startswith(prefix):
+            text = text[len(prefix) :]
+        if suffix and text.endswith(suffix):
+            text = text[: -len(suffix)]
         language, _ = identifier.predict(text)
         return {"language": language, "script": dominant_script(text), "cmi": round(row_cmi(text, identifier), 2)}
 

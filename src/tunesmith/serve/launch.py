@@ -166,7 +166,9 @@ def request_log(target: str, store: str | None, privacy: str, disabled: bool) ->
         return None
     if privacy not in ("full", "redact", "hashes"):
         raise ServeError(f"--privacy {privacy}: choose full, redact or hashes.")
+    from tunesmith.monitor.drift_run import training_template
     from tunesmith.monitor.store import Store
-    from tunesmith.monitor.writer import StoreWriter, WriterSettings
+    from tunesmith.monitor.writer import StoreWriter, WriterSettings, default_annotator
 
-    return StoreWriter(Store(store), WriterSettings(privacy=privacy))  # type: ignore[arg-type]
+    template = training_template(Path(target)) if (Path(target) / "config.yaml").is_file() else None
+    return StoreWriter(Store(store), WriterSettings(privacy=privacy), default_annotator(template))  # type: ignore[arg-type]
