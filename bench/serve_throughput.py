@@ -109,7 +109,7 @@ def served(url: str, texts: list[str], clients: int, max_tokens: int) -> dict:
     return figures([r[0] for r in results], sum(r[1] for r in results), wall, [r[2] for r in results])
 
 
-def start_server(engine) -> tuple[str, object]:
+def start_server(engine, log=None) -> tuple[str, object]:
     import uvicorn
 
     from tunesmith.serve.app import create_app
@@ -117,9 +117,12 @@ def start_server(engine) -> tuple[str, object]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="error"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(engine, log=log), host="127.0.0.1", port=port, log_level="error")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+    server.thread = thread  # type: ignore[attr-defined]  # join it after should_exit to know it has stopped
     while not server.started:
         time.sleep(0.1)
     return f"http://127.0.0.1:{port}", server
