@@ -223,3 +223,15 @@ def test_kv_batch_pads_joins_and_trims() -> None:
     assert kv.length == 3 and kv.mask.tolist() == [[1, 1, 1], [1, 1, 1]]
     kv.keep([])
     assert kv.rows == 0
+
+
+def test_an_engine_shut_down_starts_again(tiny_model_dir: Path) -> None:
+    model, tokenizer = load_plain(tiny_model_dir)
+    engine = BatchingEngine(AdapterPool(model, "tiny", len(tokenizer)), tokenizer, [tokenizer.eos_token_id])
+    for round_ in range(2):  # one engine behind two app lifespans, one after the other
+        engine.start()
+        try:
+            result = run_all(engine, [greedy(tokenizer, "hello there", "tiny", 4, f"r{round_}")], timeout=20)
+        finally:
+            engine.shutdown()
+        assert result[f"r{round_}"][1] == "length"

@@ -150,6 +150,7 @@ class BatchingEngine:
 
     def start(self) -> None:
         if self._thread is None:
+            self._stopping = False  # a restarted engine (a second app's lifespan) must run again
             self._thread = threading.Thread(target=self._loop, name="tunesmith-engine", daemon=True)
             self._thread.start()
 
