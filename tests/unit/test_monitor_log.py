@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from tunesmith.monitor.redact import redact
 from tunesmith.monitor.store import Store, store_url
 from tunesmith.monitor.writer import StoreWriter, WriterSettings, to_row, user_text
+from tunesmith.serve.app import create_app
 
 ENTRY = {
     "request_id": "r1",
@@ -26,6 +27,15 @@ ENTRY = {
     "finish_reason": "stop",
     "stream": False,
 }
+
+
+def tiny_engine(model_dir: Path):
+    from serve_helpers import load_plain
+    from tunesmith.serve.adapters import AdapterPool
+    from tunesmith.serve.batching import BatchingEngine
+
+    model, tokenizer = load_plain(model_dir)
+    return BatchingEngine(AdapterPool(model, "tiny", len(tokenizer)), tokenizer, [tokenizer.eos_token_id])
 
 
 def annotate(text: str) -> dict:
@@ -125,13 +135,7 @@ def test_overflow_is_counted_never_blocks() -> None:
 
 
 def test_feedback_links_to_logged_requests(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from serve_helpers import load_plain
-    from tunesmith.serve.adapters import AdapterPool
-    from tunesmith.serve.app import create_app
-    from tunesmith.serve.batching import BatchingEngine
-
-    model, tokenizer = load_plain(tiny_model_dir)
-    engine = BatchingEngine(AdapterPool(model, "tiny", len(tokenizer)), tokenizer, [tokenizer.eos_token_id])
+    engine = tiny_engine(tiny_model_dir)
     store = Store(tmp_path / "monitor.db")
     writer = StoreWriter(store, WriterSettings(privacy="redact"), annotate)
     chat = {"model": "tiny", "messages": [{"role": "user", "content": "how market dey"}], "max_tokens": 4, "n": 3}
@@ -176,13 +180,19 @@ def test_feedback_links_to_logged_requests(tiny_model_dir: Path, tmp_path: Path)
 
 
 def test_feedback_without_a_store_says_how_to_get_one(tiny_model_dir: Path) -> None:
-    from serve_helpers import load_plain
-    from tunesmith.serve.adapters import AdapterPool
-    from tunesmith.serve.app import create_app
-    from tunesmith.serve.batching import BatchingEngine
-
-    model, tokenizer = load_plain(tiny_model_dir)
-    engine = BatchingEngine(AdapterPool(model, "tiny", len(tokenizer)), tokenizer, [tokenizer.eos_token_id])
+    engine = tiny_engine(tiny_model_dir)
     with TestClient(create_app(engine)) as c:
         response = c.post("/v1/feedback", json={"request_id": "x", "kind": "thumbs", "value": "up"})
         assert response.status_code == 503 and "--store" in response.json()["error"]["message"]
+
+
+def test_metrics_show_the_log_and_the_latest_drift_check(tiny_model_dir: Path, tmp_path: Path) -> None:
+    engine = tiny_engine(tiny_model_dir)
+    store = Store(tmp_path / "monitor.db")
+    writer = StoreWriter(store, WriterSettings(), annotate)
+    with TestClient(create_app(engine, log=writer)) as c:
+        assert "drift_drifted" not in c.get("/metrics").text  # no check yet: no verdict shown
+        store.add_drift({"rows": {"window": 50}, "drifted": True, "alerts": ["a", "b"]}, (0.0, 1.0))
+        text = c.get("/metrics").text
+    assert "tunesmith_request_log_drift_drifted 1" in text and "tunesmith_request_log_drift_alerts 2" in text
+    assert "tunesmith_request_log_dropped_total 0" in text and "tunesmith_request_log_queue_depth 0" in text
