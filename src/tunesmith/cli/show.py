@@ -487,22 +487,52 @@ def feedback_export(console: Console, manifest: dict[str, Any], out: Any, config
         console.print(f"retrain ({objective}): tunesmith run {path}", highlight=False)
 
 
+def _drift_cell(axis: str, section: dict[str, Any]) -> str:
+    """One line of the figures that decide an axis's verdict."""
+
+    def p(test: dict[str, Any] | None) -> str:
+        return f"p {test['p_value']:.2g}" if test and test.get("p_value") is not None else "p -"
+
+    if axis in ("language", "script"):
+        return f"JS {section['js']:.3f}, chi-square {p(section.get('chi_square'))}"
+    if axis == "length":
+        return ", ".join(
+            f"{unit} PSI {section[unit]['psi']:.2f} (KS {p(section[unit].get('ks'))})"
+            for unit in ("chars", "words")
+            if unit in section
+        )
+    if axis == "codemix":
+        ref, win = section["reference"], section["window"]
+        return f"mean CMI {ref['mean_cmi']:.1f} -> {win['mean_cmi']:.1f} (KS {p(section.get('ks'))})"
+    if axis == "fertility":
+        ref, win = section["reference"], section["window"]
+        return (
+            f"tokens/word {ref['tokens_per_word']:.2f} -> {win['tokens_per_word']:.2f}, unknown "
+            f"{100 * ref['unknown_rate']:.1f}% -> {100 * win['unknown_rate']:.1f}%"
+        )
+    if axis == "semantic":
+        return f"domain AUC {section['domain_auc']['auc']:.2f}, MMD {p(section.get('mmd'))}"
+    return ""
+
+
 def drift(console: Console, report: dict[str, Any]) -> None:
-    """Each axis's statistic and verdict, then the alerts."""
-    table = Table(
-        title=f"drift: {report['rows']['window']} requests vs {report['rows']['reference']} training prompts"
-    )
+    """Each axis's deciding figures and verdict, then the alerts."""
+    rows = report["rows"]
+    table = Table(title=f"drift: {rows['window']} requests vs {rows['reference']} training prompts")
     table.add_column("axis")
-    table.add_column("statistics", overflow="fold")
+    table.add_column("figures", overflow="fold")
     table.add_column("verdict")
     for axis in ("language", "script", "length", "codemix", "fertility", "semantic"):
         section = report.get(axis) or {}
-        if "skipped" in section:
-            table.add_row(axis, f"skipped: {section['skipped']}", "-")
+        if "skipped" in section or not section:
+            table.add_row(axis, f"skipped: {section.get('skipped', 'not computed')}", "-")
             continue
-        shown = {k: v for k, v in section.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-        text = ", ".join(f"{k} {v:.3g}" for k, v in list(shown.items())[:5])
-        table.add_row(axis, text, "[red]drift[/]" if section.get("alert") else "[green]ok[/]")
+        try:
+            cell = _drift_cell(axis, section)
+        except (KeyError, TypeError):
+            cell = "(see the report)"
+        verdict = "[red]drift[/]" if section.get("alert") else "[green]ok[/]" if axis != "codemix" else "reported"
+        table.add_row(axis, cell, verdict)
     console.print(table)
     for alert in report.get("alerts", []):
         console.print(f"[bold red]alert:[/] {alert}", highlight=False)

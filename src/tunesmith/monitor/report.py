@@ -15,11 +15,22 @@ from typing import Any
 from tunesmith.eval import plots
 from tunesmith.eval.htmlkit import chart, e, page, table
 
-THRESHOLD_KEYS = (  # (report section, statistic, threshold key, label)
-    ("language", "js", "language_js", "language mix (JS)"),
-    ("script", "js", "script_js", "script mix (JS)"),
-    ("length", "psi", "length_psi", "input length (PSI)"),
+THRESHOLD_KEYS = (  # (path to the statistic in the drift report, threshold key, label)
+    (("language", "js"), "language_js", "language mix (JS)"),
+    (("script", "js"), "script_js", "script mix (JS)"),
+    (("length", "chars", "psi"), "length_psi", "characters per text (PSI)"),
+    (("length", "words", "psi"), "length_psi", "words per text (PSI)"),
+    (("fertility", "tokens_per_word_change"), "fertility_change", "tokens per word (relative change)"),
+    (("fertility", "unknown_rate_change"), "unknown_rate_change", "unknown-token share (change)"),
+    (("semantic", "domain_auc", "auc"), "semantic_auc", "embeddings (domain AUC)"),
 )
+
+
+def _at(report: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = report
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def _when(ts: float | None) -> str:
@@ -45,7 +56,7 @@ def _traffic_chart(summary: dict[str, Any]) -> str:
         for lang in top
     }
     panels = [
-        (f"requests per {per // 60} min", {"requests": series("requests")}, False),
+        (f"requests per {f'{per // 60} min' if per >= 60 else f'{per} s'}", {"requests": series("requests")}, False),
         ("latency (s)", {"p50": series("latency_p50"), "p95": series("latency_p95")}, False),
         ("tokens", {"prompt": series("prompt_tokens"), "completion": series("completion_tokens")}, False),
         ("language share of requests", shares, True),
@@ -59,10 +70,10 @@ def _drift_section(summary: dict[str, Any]) -> str:
         return '<p class="note">No drift check yet: run <code>tunesmith monitor drift RUN_DIR</code>.</p>'
     thresholds = latest.get("thresholds", {})
     items = []
-    for section, stat, key, label in THRESHOLD_KEYS:
-        value = (latest.get(section) or {}).get(stat)
+    for path, key, label in THRESHOLD_KEYS:
+        value = _at(latest, path)
         if isinstance(value, int | float) and thresholds.get(key):
-            items.append((label, float(value), float(thresholds[key])))
+            items.append((label, abs(float(value)), float(thresholds[key])))
     body = ""
     if latest.get("alerts"):
         body += "".join(f'<p class="warn">{e(a)}</p>' for a in latest["alerts"])
@@ -99,9 +110,9 @@ def _feedback_section(summary: dict[str, Any]) -> str:
         "model",
         "requests",
         "feedback",
-        "👍",
-        "👎",
-        "👎 share",
+        "thumbs up",
+        "thumbs down",
+        "down share",
         "mean rating",
         "choices",
         "rankings",
@@ -114,7 +125,8 @@ def render(summary: dict[str, Any], title: str, run_dir: str | None) -> str:
     rec = summary["recommendation"]
     target = run_dir or "RUN_DIR"
     if rec["retrain"]:
-        advice = "".join(f'<p class="warn">{e(r)}</p>' for r in rec["reasons"]) + (
+        reasons = "".join(f"<li>{e(r)}</li>" for r in rec["reasons"])
+        advice = f'<p class="warn">Retraining is recommended:</p><ul>{reasons}</ul>' + (
             f"<p>Retrain from the feedback: <code>tunesmith monitor export-data {e(target)}</code>, then "
             f"<code>tunesmith run {e(target)}/feedback/retrain-dpo.yaml</code> (or retrain-kto / -reward / -sft).</p>"
         )

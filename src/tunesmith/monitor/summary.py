@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-WIDTHS = (60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400)  # bucket widths tried, seconds
+WIDTHS = (10, 30, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400)  # bucket widths tried, seconds
 TOP_LANGUAGES = 5
 
 
