@@ -79,6 +79,13 @@ def test_feedback_becomes_the_next_rounds_dpo_run(tiny_lora_run: Path, tmp_path:
     assert {u["label"] for u in unpaired} == {True, False}
     assert manifest["records"]["rating"]["rows"] == 1 and (run / "export" / "hf" / "config.json").is_file()
 
+    from tunesmith.config.load import load_config
+
+    written = sorted(p.name for p in out.glob("retrain-*.yaml"))
+    assert written == ["retrain-dpo.yaml", "retrain-kto.yaml", "retrain-reward.yaml", "retrain-sft.yaml"]
+    for path in out.glob("retrain-*.yaml"):  # each is a valid config whose data file exists
+        loaded = load_config(path, [])
+        assert Path(loaded.data.train).is_file() and loaded.model.base == str((run / "export" / "hf").resolve())
     retrain = out / "retrain-dpo.yaml"
     settings = yaml.safe_load(retrain.read_text())
     assert settings["model"]["base"] == str((run / "export" / "hf").resolve())
