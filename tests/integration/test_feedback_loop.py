@@ -65,19 +65,20 @@ def test_feedback_becomes_the_next_rounds_dpo_run(tiny_lora_run: Path, tmp_path:
             kind, value = [("choice", i % 2), ("ranking", [1, 0]), ("thumbs", "down"), ("correction", "E good")][i % 4]
             response = client.post("/v1/feedback", json={"request_id": answered["id"], "kind": kind, "value": value})
             assert response.status_code == 200, response.text
-        client.post("/v1/feedback", json={"request_id": answered["id"], "kind": "rating", "value": 2})
+            rating = {"request_id": answered["id"], "kind": "rating", "value": 1 + i % 5}
+            assert client.post("/v1/feedback", json=rating).status_code == 200
     assert writer.counters["written"] == len(PROMPTS) and writer.counters["dropped"] == 0
 
     assert main(["monitor", "export-data", str(run)]) == 0
     out = run / "feedback"
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["feedback"] == len(PROMPTS) + 1 and manifest["rejected"] == 0
+    assert manifest["feedback"] == 2 * len(PROMPTS) and manifest["rejected"] == 0
     pairs = [json.loads(line) for line in (out / "preference.jsonl").read_text().splitlines()]
     assert len(pairs) >= 12 and all(p["chosen"] != p["rejected"] for p in pairs)
     assert pairs[0]["prompt"] == PROMPTS[0]
     unpaired = [json.loads(line) for line in (out / "unpaired.jsonl").read_text().splitlines()]
     assert {u["label"] for u in unpaired} == {True, False}
-    assert manifest["records"]["rating"]["rows"] == 1 and (run / "export" / "hf" / "config.json").is_file()
+    assert manifest["records"]["rating"]["rows"] == len(PROMPTS) and (run / "export" / "hf" / "config.json").is_file()
 
     from tunesmith.config.load import load_config
 
@@ -86,13 +87,16 @@ def test_feedback_becomes_the_next_rounds_dpo_run(tiny_lora_run: Path, tmp_path:
     for path in out.glob("retrain-*.yaml"):  # each is a valid config whose data file exists
         loaded = load_config(path, [])
         assert Path(loaded.data.train).is_file() and loaded.model.base == str((run / "export" / "hf").resolve())
-    retrain = out / "retrain-dpo.yaml"
-    settings = yaml.safe_load(retrain.read_text())
-    assert settings["model"]["base"] == str((run / "export" / "hf").resolve())
-    assert settings["train"]["objective"] == "dpo"
-    assert main(["run", str(retrain), "--set", "train.precision=fp32"]) == 0
-    report = json.loads((tmp_path / "runs" / settings["name"] / "eval" / "report.json").read_text())
-    assert report["task"] == "preferences" and len(report["models"]) == 2  # the deployed model and the retrained one
+    tasks = {"dpo": "preferences", "kto": "preferences", "reward": "preferences", "sft": "perplexity"}
+    for objective, task in tasks.items():  # each retrains from the deployed model and is evaluated against it
+        retrain = out / f"retrain-{objective}.yaml"
+        settings = yaml.safe_load(retrain.read_text())
+        assert settings["train"]["objective"] == objective
+        assert main(["run", str(retrain), "--set", "train.precision=fp32"]) == 0, objective
+        report = json.loads((tmp_path / "runs" / settings["name"] / "eval" / "report.json").read_text())
+        assert report["task"] == task and len(report["models"]) >= 2, (objective, list(report["models"]))
+        if objective == "reward":  # one rated answer per prompt: ordered across prompts, with a rank correlation
+            assert "across prompts" in report["scoring"] and "spearman" in report["models"]["tuned (lora)"]
 
 
 def test_feedback_without_its_request_is_rejected_with_a_reason(tmp_path: Path) -> None:

@@ -87,11 +87,12 @@ def _footer(
 def preferences(console: Console, report: dict[str, Any], run: Any) -> None:
     title = f"stage 5: {report['split']} split, {report['scored']} held-out pairs"
     table = Table(title=title, show_edge=False)
-    for col in ("model", "accuracy", "95% interval", "margin", "likelihood acc"):
+    ranked = any("spearman" in m for m in report["models"].values())  # ratings: correlation with human scores
+    for col in ("model", "accuracy", "95% interval", "margin", "likelihood acc", *(["spearman"] if ranked else [])):
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, m in report["models"].items():
         cells = [_f(m["accuracy"]), _interval(m, "accuracy"), _f(m.get("margin")), _f(m.get("likelihood_accuracy"))]
-        table.add_row(name, *cells)
+        table.add_row(name, *cells, *([_f(m.get("spearman"))] if ranked else []))
     _footer(console, table, report, run, "pairs.jsonl")
 
 

@@ -51,6 +51,9 @@ def _report(config: RunConfig, rows: list, scored: int, found: dict[str, Any]) -
     }
 
 
+MIN_SAME_PROMPT_PAIRS = 20  # fewer pairs of answers to one prompt: ratings are compared across prompts
+
+
 def _fitting(
     rows: list[dict[str, Any]], encode: Callable[[dict[str, Any], Any], dict[str, Any]], tokenizer: Any, limit: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -75,8 +78,10 @@ def _evaluate_reward(
 
     env.set_seed(config.seed)  # the untrained head is the one training started from
     base, tokenizer = load_classifier(config.model.base, ["reward"], config.model.gguf_file)
-    pairs, examples = _fitting(prefs.as_pairs(rows, kind, config.data.pair_margin), encode_pair, tokenizer,
-                               config.train.max_length)  # fmt: skip
+    same_prompt = prefs.as_pairs(rows, kind, config.data.pair_margin)
+    if kind == "rating" and len(same_prompt) < MIN_SAME_PROMPT_PAIRS:
+        return _evaluate_ratings(config, run, rows, base, tokenizer, method, trained_dir, autocast)
+    pairs, examples = _fitting(same_prompt, encode_pair, tokenizer, config.train.max_length)
     base.to(env.device_name())
     pad, budget = tokenizer.pad_token_id, config.eval.batch_tokens
     untrained = prefs.pair_rewards(base, examples, pad, budget, autocast)
@@ -86,6 +91,47 @@ def _evaluate_reward(
         run.eval / "pairs.jsonl", pairs, {"untrained": untrained, "longer": longer, "tuned": tuned}
     )
     found = prefs.reward_report(config, untrained, longer, tuned)
+    return finish_report(_report(config, rows, len(pairs), found), run, [])
+
+
+def _evaluate_ratings(
+    config: RunConfig,
+    run: RunDir,
+    rows: list[dict[str, Any]],
+    base: Any,
+    tokenizer: Any,
+    method: Any,
+    trained_dir: Any,
+    autocast: bool,
+) -> dict[str, Any]:
+    """Ratings of one answer per prompt (user feedback): does the reward order any two held-out answers as
+    their human scores do? Pairs across prompts, plus each model's Spearman correlation with the scores."""
+    from scipy.stats import spearmanr
+
+    from tunesmith.train.reward.data import encode_rating
+
+    kept, examples = _fitting(rows, encode_rating, tokenizer, config.train.max_length)
+    human = [float(r["score"]) for r in kept]
+    pairs = prefs.across_prompts(human, config.data.pair_margin, 5000, config.seed)
+    if not pairs:
+        raise DataError("eval: every held-out rating has the same score; there is nothing to order.")
+    base.to(env.device_name())
+    pad, budget = tokenizer.pad_token_id, config.eval.batch_tokens
+    scored = {"untrained": prefs.answer_rewards(base, examples, pad, budget, autocast)}
+    scored["tuned"] = prefs.answer_rewards(for_inference(method.load(base, trained_dir)), examples, pad, budget,
+                                           autocast)  # fmt: skip
+    scored["longer"] = [float(len(r["response"])) for r in kept]
+    margins = {name: [values[i] - values[j] for i, j in pairs] for name, values in scored.items()}
+    found = prefs.reward_report(config, margins["untrained"], margins["longer"], margins["tuned"])
+    names = {"untrained": "untrained head", "longer": "longer answer", "tuned": f"tuned ({config.method.name})"}
+    for key, name in names.items():
+        rho = spearmanr(scored[key], human).statistic
+        found["models"][name]["spearman"] = None if rho != rho else float(rho)  # NaN when a side is constant
+    found["scoring"] = (
+        f"one rated answer per prompt: pairwise accuracy over {len(pairs)} pairs of held-out answers (from "
+        f"{len(kept)} ratings, across prompts) whose human scores differ, and each model's Spearman correlation "
+        "with the scores; the pairs share answers, so their intervals are too narrow"
+    )
     return finish_report(_report(config, rows, len(pairs), found), run, [])
 
 

@@ -172,6 +172,41 @@ def pair_rewards(model: Any, examples: list[dict[str, Any]], pad_id: int, batch_
     return margins
 
 
+def answer_rewards(model: Any, examples: list[dict[str, Any]], pad_id: int, batch_tokens: int, autocast: bool) -> list:
+    """The reward of each encoded rated answer (``encode_rating`` examples)."""
+    from tunesmith.train.preference.loss import scored_batches
+    from tunesmith.train.reward.data import collate_ratings
+    from tunesmith.train.reward.loss import rewards
+
+    out = [0.0] * len(examples)
+    collate = partial(collate_ratings, pad_id=pad_id, mean=0.0, std=1.0)
+
+    def score(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return rewards(model, batch["input_ids"], batch["attention_mask"])
+
+    for idx, scores in scored_batches(model, examples, [e["length"] for e in examples], collate, batch_tokens,
+                                      autocast, score):  # fmt: skip
+        for j, i in enumerate(idx):
+            out[i] = float(scores[j])
+    return out
+
+
+def across_prompts(scores: Sequence[float], margin: float, limit: int, seed: int) -> list[tuple[int, int]]:
+    """``(higher, lower)`` index pairs of rated answers whose human scores differ by more than ``margin``,
+    whatever their prompts (a random ``limit`` of them, seeded, when there are more)."""
+    import random
+
+    pairs = [
+        (i, j) if scores[i] > scores[j] else (j, i)
+        for i in range(len(scores))
+        for j in range(i + 1, len(scores))
+        if abs(scores[i] - scores[j]) > margin
+    ]
+    if len(pairs) > limit:
+        pairs = random.Random(seed).sample(pairs, limit)
+    return pairs
+
+
 def length_margins(pairs: Sequence[dict[str, Any]]) -> list[float]:
     """The "longer answer wins" baseline: chosen minus rejected length in characters."""
     return [float(len(p["chosen"]) - len(p["rejected"])) for p in pairs]

@@ -54,13 +54,18 @@ def _preference_lines(report: dict[str, Any]) -> list[str]:
         f"Split `{report['split']}`, {report['rows']} rows, {report['scored']} held-out pairs scored. "
         f"Scoring: {report['scoring']}. Base model: `{report['base_model']}`.",
         "",
-        "| model | accuracy | margin | likelihood accuracy | pairs |",
-        "|---|---|---|---|---|",
+    ]
+    ranked = any("spearman" in m for m in report["models"].values())  # ratings: correlation with human scores
+    extra = " Spearman with scores |" if ranked else ""
+    lines += [
+        f"| model | accuracy | margin | likelihood accuracy | pairs |{extra}",
+        "|---|---|---|---|---|" + "---|" * ranked,
     ]
     for name, m in report["models"].items():
         ci = m.get("ci") or {}
         cells = [_with_ci(m.get(k), ci.get(k)) for k in ("accuracy", "margin", "likelihood_accuracy")]
-        lines.append(f"| {name} | {' | '.join(cells)} | {m['n']} |")
+        rho = f" {_fmt(m.get('spearman'))} |" if ranked else ""
+        lines.append(f"| {name} | {' | '.join(cells)} | {m['n']} |{rho}")
     lines += ["", "Brackets: 95% bootstrap intervals over pairs."]
     for pair, tests in report.get("paired", {}).items():
         for metric, t in tests.items():
