@@ -131,3 +131,23 @@ def test_breakdown_refuses_misaligned_input() -> None:
         breakdown(["a"], ["a", "b"], [{}], ["x"], ["a"])
     with pytest.raises(ValueError):
         breakdown_scores([1.0], [{}, {}], ["x"])
+
+
+def test_long_documents_cut_into_pieces_are_scored_and_grouped_per_row(tiny_model) -> None:
+    from tunesmith.eval.run import _perplexity_examples, per_row
+    from tunesmith.eval.summary import loss_summary
+
+    _, tokenizer = tiny_model
+    rows = [
+        {"text": "short one", "groups": {"source": "news"}},
+        {"text": "a much longer document " * 20, "groups": {"source": "news"}},
+        {"text": "another text here", "groups": {"source": "tweets"}},
+    ]
+    examples, owners = _perplexity_examples(rows, tokenizer, "text", max_length=16)
+    assert len(examples) > len(rows) and owners[0] == 0 and owners[-1] == 2 and owners.count(1) > 1
+    per_example = [[float(len(e["input_ids"])), len(e["input_ids"])] for e in examples]  # loss 1 per token
+    rowwise = per_row(per_example, owners, len(rows))
+    expected = [sum(n for (_, n), o in zip(per_example, owners, strict=True) if o == i) for i in range(3)]
+    assert [n for _, n in rowwise] == expected
+    summary = loss_summary(rowwise, rows, ["source"], min_rows=1)
+    assert set(summary["groups"]["source"]) == {"news", "tweets"}

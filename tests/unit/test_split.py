@@ -99,3 +99,21 @@ def test_exact_leaks_unchanged_and_near_leaks_name_the_other_row() -> None:
     assert "of train.tsv:7:" in reasons[2]
     assert reasons[5].startswith("test row also in validation as a near duplicate") and "dev.tsv:3" in reasons[5]
     assert reasons[4] == exact_rejects[0].reason
+
+
+def test_marked_leaks_stay_in_the_split_and_are_tagged_for_evaluation(tmp_path) -> None:
+    from tunesmith.data.prepare import mark_leaks
+    from tunesmith.data.split import remove_leaks
+    from tunesmith.eval.summary import group_keys
+
+    def row(text: str, line: int, name: str) -> dict:
+        return {"text": text, "label": "x", "groups": {}, "source": {"file": name, "line": line}}
+
+    splits = {
+        "train": [row("na so e be", 1, "train.tsv"), row("how far my guy", 2, "train.tsv")],
+        "test": [row("Na so e be", 1, "test.tsv"), row("rain don fall for Lagos", 2, "test.tsv")],
+    }
+    marked = mark_leaks(splits, remove_leaks(splits, "classification")[1])
+    assert [r["groups"]["leak"] for r in marked["test"]] == ["exact", "none"]
+    assert marked["train"] == splits["train"] and len(marked["test"]) == 2
+    assert "leak" in group_keys(marked["test"], [])

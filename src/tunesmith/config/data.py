@@ -137,6 +137,12 @@ class SplitConfig(Section):
         "clean.near_dup) also occurs in train, so scores are not memorisation (each removal is written to "
         "rejects.jsonl).",
     )
+    mark_leaks: bool = Field(
+        False,
+        description="Keep the validation/test rows that leak from an earlier split and tag them instead (group "
+        "column `leak`: exact, near or none); evaluation then reports the whole split and, by the `leak` group, "
+        "the rows not seen in training (AfriSenti pcm's test repeats many train tweets). Overrides remove_leaks.",
+    )
 
 
 class LanguageConfig(Section):

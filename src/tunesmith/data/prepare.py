@@ -154,6 +154,27 @@ def _read_splits(
     return splits, rejects, inputs, total
 
 
+def mark_leaks(splits: dict[str, list[dict[str, Any]]], leaks: list[Reject]) -> dict[str, list[dict[str, Any]]]:
+    """Held-out rows tagged ``groups.leak``: ``exact``/``near`` when they repeat an earlier split, else ``none``."""
+    kinds = {(r.file, r.line): "near" if "near duplicate" in r.reason else "exact" for r in leaks}
+    out = {}
+    for name, rows in splits.items():
+        if name == "train":
+            out[name] = rows
+            continue
+        out[name] = [
+            {
+                **r,
+                "groups": {
+                    **r.get("groups", {}),
+                    "leak": kinds.get((r["source"]["file"], r["source"]["line"]), "none"),
+                },
+            }
+            for r in rows
+        ]
+    return out
+
+
 def _carve(
     splits: dict[str, list[dict[str, Any]]], config: DataConfig, kind: str, seed: int
 ) -> tuple[dict[str, list[dict[str, Any]]], list[Reject], list[str]]:
@@ -180,7 +201,9 @@ def _carve(
             clusters = together if clusters is None else merge_clusters(clusters, together)
         splits = {**splits, **stratified_split(splits["train"], fractions, config.split.stratify, seed, clusters)}
     leaked: list[Reject] = []
-    if config.split.remove_leaks:
+    if config.split.mark_leaks:
+        splits = mark_leaks(splits, remove_leaks(splits, kind, near=near)[1])
+    elif config.split.remove_leaks:
         splits, leaked = remove_leaks(splits, kind, near=near)
     warnings = stratum_warnings(splits, stratify, config.split.min_per_stratum)
     for name in fractions:

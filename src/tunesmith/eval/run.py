@@ -118,15 +118,34 @@ def _with_demonstrations(base: Any, run: RunDir, config: RunConfig, k: int, scor
     return result
 
 
-def _perplexity_examples(rows: list[dict[str, Any]], tokenizer: Any, kind: str, max_length: int) -> list[dict]:
-    """Raw text: every token, cut into max_length pieces. Instructions: the completion tokens only."""
+def _perplexity_examples(
+    rows: list[dict[str, Any]], tokenizer: Any, kind: str, max_length: int
+) -> tuple[list[dict], list[int]]:
+    """Raw text: every token, cut into max_length pieces. Instructions: the completion tokens only.
+
+    Also returns the row each example came from: a long document gives several pieces, and groups, paired
+    tests and tokenizers that cut differently (vocabulary extension) all need the score per row.
+    """
     examples: list[dict[str, list[int]]] = []
-    for row in rows:
-        if kind == "text":
-            examples += chunk_example(tokenize_example(row, tokenizer, "all"), max_length)
-        else:
-            examples.append(tokenize_example(row, tokenizer, "completion"))
-    return examples
+    owners: list[int] = []
+    for i, row in enumerate(rows):
+        pieces = (
+            chunk_example(tokenize_example(row, tokenizer, "all"), max_length)
+            if kind == "text"
+            else [tokenize_example(row, tokenizer, "completion")]
+        )
+        examples += pieces
+        owners += [i] * len(pieces)
+    return examples, owners
+
+
+def per_row(per_example: list[list[float]], owners: list[int], rows: int) -> list[list[float]]:
+    """``[nll_sum, tokens]`` per row from those of its examples (pieces of one document add up)."""
+    out = [[0.0, 0] for _ in range(rows)]
+    for (nll, tokens), row in zip(per_example, owners, strict=True):
+        out[row][0] += nll
+        out[row][1] += tokens
+    return out
 
 
 def _scored_words(row: dict[str, Any], kind: str) -> int:
@@ -233,22 +252,28 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
 
         base_name = "base zero-shot"
     else:
-        examples = _perplexity_examples(rows, tokenizer, kind, config.train.max_length)
+        examples, owners = _perplexity_examples(rows, tokenizer, kind, config.train.max_length)
         words = sum(_scored_words(r, kind) for r in rows)
         keys = group_keys(rows, config.eval.groups)
 
         def score(model: Any, name: str, tok: Any = tokenizer) -> dict[str, Any]:
             t0 = time.perf_counter()
-            exs = examples if tok is tokenizer else _perplexity_examples(rows, tok, kind, config.train.max_length)
+            exs, own = (
+                (examples, owners)
+                if tok is tokenizer
+                else _perplexity_examples(rows, tok, kind, config.train.max_length)
+            )
             if hasattr(model, "tunesmith_fewshot"):  # the same answers, after the demonstrations
                 contexts = model.tunesmith_fewshot.messages([r["prompt"] for r in rows])
                 exs = [
                     tokenize_example({"prompt": c, "completion": r["completion"]}, tokenizer, "completion")
                     for r, c in zip(rows, contexts, strict=True)
                 ]
+                own = list(range(len(rows)))
             out: dict[str, Any] = held_out_loss(
                 model, exs, tok.pad_token_id, config.eval.batch_tokens, autocast, progress, f"eval: {name}"
             )
+            out["per_example"] = per_row(out["per_example"], own, len(rows))  # a row, not a piece, is the unit
             out["nll_per_word"] = out["loss"] * out["tokens"] / max(words, 1)  # comparable across tokenizers
             out.update(loss_summary(out["per_example"], rows, keys, config.eval.min_group_rows))
             out["seconds"] = round(time.perf_counter() - t0, 1)

@@ -26,6 +26,8 @@ DETECTED = ("language", "script", "cmi")
 def group_keys(rows: list[dict[str, Any]], configured: list[str]) -> list[str]:
     """The configured group columns, then the detected annotations that vary over these rows."""
     keys = list(configured)
+    if "leak" not in keys and any("leak" in (r.get("groups") or {}) for r in rows):  # split.mark_leaks
+        keys.append("leak")
     for key in DETECTED:
         if key not in keys and any("detected" in r for r in rows):
             values = {row_groups(r, [key])[key] for r in rows}
@@ -80,8 +82,8 @@ def paired_losses(models: dict[str, dict[str, Any]], tuned: str) -> dict[str, An
 
 
 def loss_summary(per_example: list[list[float]], rows: list[dict[str, Any]], keys: list[str], min_rows: int) -> dict:
-    """Loss per token by group (token-weighted, with intervals) and the best-worst gap, when examples are rows
-    (raw text cut into pieces has several examples per row: then no breakdown is given)."""
+    """Loss per token by group (token-weighted, with intervals) and the best-worst gap; ``per_example`` holds one
+    ``[nll_sum, tokens]`` per row (a document cut into pieces is summed back first)."""
     if len(per_example) != len(rows) or not keys:
         return {}
     kept = [(i, s / n, n) for i, (s, n) in enumerate(per_example) if n]
