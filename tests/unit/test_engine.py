@@ -265,3 +265,20 @@ def test_the_final_step_is_validated_when_eval_every_does_not_divide_it(tiny_mod
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     validated = [r["step"] for r in rows if "val_loss" in r]
     assert validated[-1] == result.state.step
+
+
+def test_a_second_training_in_the_process_may_use_another_precision(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Evaluation trains the encoder baseline after a bf16 run; accelerate's per-process state must not refuse it."""
+    for i, precision in enumerate(["bf16", "fp32"]):
+        model, tok = _fresh(tiny_model_dir)
+        result = fit(
+            CausalLMLoss(model),
+            _examples(tok),
+            TrainConfig(epochs=1, lr=1e-3, batch_tokens=256),
+            pad_id=tok.pad_token_id,
+            seed=0,
+            precision=precision,
+            checkpoint_dir=tmp_path / f"ck{i}",
+            metrics_path=tmp_path / f"metrics{i}.jsonl",
+        )
+        assert result.steps >= 1

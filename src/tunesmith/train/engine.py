@@ -155,7 +155,12 @@ def fit(
     kill would (the schedule still spans the whole run); the resume tests use it.
     """
     from accelerate import Accelerator, DistributedDataParallelKwargs
+    from accelerate.state import AcceleratorState
 
+    # accelerate keeps one mixed-precision setting per process and refuses another; a second training in the
+    # same process (evaluation's encoder baseline after a bf16 run) must start from a clean slate. The
+    # distributed state (process group) is kept.
+    AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(
         mixed_precision="bf16" if precision == "bf16" else "no",
         cpu=not torch.cuda.is_available(),
