@@ -282,3 +282,27 @@ def test_a_second_training_in_the_process_may_use_another_precision(tiny_model_d
             metrics_path=tmp_path / f"metrics{i}.jsonl",
         )
         assert result.steps >= 1
+
+
+class _Exploit:
+    """Pickles into a call of ``os.system``: what a malicious checkpoint file would carry."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch /tmp/tunesmith-pwned",))
+
+
+def test_a_checkpoint_with_pickled_code_is_refused_not_run(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from tunesmith.train.checkpoint import load_checkpoint
+
+    Path("/tmp/tunesmith-pwned").unlink(missing_ok=True)
+    _run(tiny_model_dir, tmp_path, TrainConfig(epochs=1, lr=1e-3, batch_tokens=256))
+    checkpoint = sorted((tmp_path / "ck").glob("step-*"))[-1]
+    torch.save({"state": {}, "param_groups": [], "x": _Exploit()}, checkpoint / "optimizer.pt")
+    fresh, _ = _fresh(tiny_model_dir)
+    optimizer = torch.optim.AdamW([p for p in fresh.parameters() if p.requires_grad])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
+        load_checkpoint(checkpoint, CausalLMLoss(fresh), optimizer, scheduler)
+    assert not Path("/tmp/tunesmith-pwned").exists()

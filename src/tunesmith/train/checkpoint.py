@@ -25,7 +25,10 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG's state as tensors and plain values only, so it loads with ``torch.load(weights_only=True)``."""
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    numpy_state = (name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached))
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -33,7 +36,9 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else keys  # checkpoints before 2026-11-27: an ndarray
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -82,10 +87,26 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: Any, schedule
     if missing:
         raise RuntimeError(f"{path}: checkpoint has parameters the model lacks: {sorted(missing)[:3]}")
     model.load_state_dict(weights, strict=False)
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
-    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
-    set_rng_state(torch.load(path / "rng.pt", weights_only=False))
+    optimizer.load_state_dict(_safe_load(path / "optimizer.pt"))
+    scheduler.load_state_dict(_safe_load(path / "scheduler.pt"))
+    set_rng_state(_safe_load(path / "rng.pt"))
     return json.loads((path / "state.json").read_text())
+
+
+def _safe_load(path: Path) -> Any:
+    """``torch.load`` restricted to tensors and plain containers: a crafted checkpoint cannot run code.
+
+    numpy's array reconstruction is allowed too (data only), for the RNG state of checkpoints written
+    before it was stored as a tensor.
+    """
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
+
+    allowed: list[Any] = [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+    with torch.serialization.safe_globals(allowed):
+        return torch.load(path, weights_only=True)
 
 
 def prune(root: Path, keep_last: int, keep: set[Path]) -> None:
