@@ -150,3 +150,35 @@ def test_run_exports_after_evaluation_when_asked(make_config) -> None:
     card = (run / "export" / "adapter" / "README.md").read_text()
     assert "| tuned (lora) |" in card  # the evaluation table made it into the card
     assert [p.name for p in (run / "export" / "gguf").glob("*.gguf")] == ["tiny-export.q8_0.gguf"]
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_a_classifier_exports_as_a_sequence_classification_folder(make_config, tiny_model_dir: Path, method, tmp_path):
+    import yaml
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tunesmith.models.load import load_classifier
+
+    config = make_config(
+        name=f"cls-{method}",
+        method={"name": method, **({"r": 4} if method == "lora" else {})},
+        train={"objective": "classify", "epochs": 1},
+    )
+    assert main(["train", str(config)]) == 0
+    run = Path(yaml.safe_load(config.read_text())["output_dir"]) / f"cls-{method}"
+    out = tmp_path / "hf"
+    assert main(["export", str(run), "--to", "hf", "--out", str(out), "--dtype", "float32"]) == 0
+    exported = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    labels = json.loads((run / "data" / "manifest.json").read_text())["labels"]
+    assert [exported.config.id2label[i] for i in range(len(labels))] == labels
+    if method == "lora":
+        base, _ = load_classifier(str(tiny_model_dir), labels)
+        trained = PeftModel.from_pretrained(base, run / "adapter").eval()
+    else:
+        trained = AutoModelForSequenceClassification.from_pretrained(run / "model").eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    batch = tokenizer(["how far my guy", "this thing no good at all"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        assert torch.allclose(exported(**batch).logits, trained(**batch).logits, atol=1e-5)
+    assert main(["export", str(run), "--to", "gguf"]) == 2  # no GGUF architecture holds a classifier head

@@ -98,7 +98,7 @@ def _progress():
 
 @app.command("run")
 def run_cmd(config: Path, set_: SetOpt = None, resume: ResumeOpt = False, overwrite: OverwriteOpt = False) -> None:
-    """Run stages 1-5: prepare data, fine-tune, evaluate against the base model, write the report."""
+    """Run stages 1-5: prepare data, fine-tune, evaluate against the base model, write the report (and export)."""
     from tunesmith.pipeline import run
     from tunesmith.train import distributed
 

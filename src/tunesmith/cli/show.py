@@ -451,8 +451,9 @@ def export(console: Console, result: dict[str, Any]) -> None:
         console.print(f"[yellow]note:[/] {result['note']}", highlight=False)
     out = result["out"]
     ollama = f"`ollama create NAME -f {out}/Modelfile`" if result.get("ollama") else "add --ollama for a Modelfile"
+    loader = "AutoModelForSequenceClassification" if result.get("labels") else "AutoModelForCausalLM"
     usage = {
-        "hf": f"AutoModelForCausalLM.from_pretrained('{out}'), or `tunesmith serve {out}`",
+        "hf": f"{loader}.from_pretrained('{out}')" + ("" if result.get("labels") else f", or `tunesmith serve {out}`"),
         "gguf": f"llama.cpp, or Ollama: {ollama}",
         "adapter": f"AutoPeftModelForCausalLM.from_pretrained('{out}'); card in {out}/README.md",
     }[result["format"]]

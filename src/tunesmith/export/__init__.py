@@ -30,7 +30,14 @@ def export_run(
 
     Writes ``export.json`` (what, from which run, the files with their sizes) beside the files.
     """
-    from tunesmith.export.tuned import check_exportable, load_tuned, run_config, trained_dir
+    from tunesmith.export.tuned import (
+        HEAD_OBJECTIVES,
+        check_exportable,
+        load_scorer,
+        load_tuned,
+        run_config,
+        trained_dir,
+    )
     from tunesmith.rundir import RunDir, sha256_file, write_json
 
     if to not in FORMATS:
@@ -42,8 +49,13 @@ def export_run(
         from tunesmith.export.card import export_adapter
 
         result |= export_adapter(config, RunDir(run_dir), trained_dir(run_dir, config), out)
+    elif config.train.objective in HEAD_OBJECTIVES:
+        check_exportable(config, to)
+        from tunesmith.export.hf import save_classifier
+
+        result |= save_classifier(load_scorer(run_dir), out, dtype)
     else:
-        check_exportable(config)
+        check_exportable(config, to)
         tuned = load_tuned(run_dir)
         if tuned.note:
             result["note"] = tuned.note

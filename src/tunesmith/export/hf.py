@@ -69,3 +69,19 @@ def _dtype(model: Any, dtype: str) -> str:
     if dtype not in DTYPES:
         raise ExportError(f"--dtype {dtype}: choose auto or one of {', '.join(DTYPES)}.")
     return dtype
+
+
+def save_classifier(tuned: Any, out_dir: Path, dtype: str = "auto") -> dict[str, Any]:
+    """A classify or reward run's merged sequence classifier with its tokenizer and label names, atomically.
+
+    ``AutoModelForSequenceClassification.from_pretrained(out_dir)`` (or a ``text-classification`` pipeline)
+    loads it; ``config.id2label`` names the labels (a reward model has one output, ``reward``).
+    """
+    import torch
+
+    target = _dtype(tuned.model, dtype)
+    model = tuned.model.to(getattr(torch, target))
+    with atomic_directory(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tuned.tokenizer.save_pretrained(tmp)
+    return {"dtype": target, "labels": [model.config.id2label[i] for i in sorted(model.config.id2label)]}

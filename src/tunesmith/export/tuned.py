@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 MERGEABLE = ("lora", "dora", "ia3", "qlora")
 WHOLE = ("full", "freeze")
 CAUSAL_OBJECTIVES = ("sft", "cpt", "dpo", "orpo", "kto", "ppo")
+HEAD_OBJECTIVES = ("classify", "reward")  # a sequence classifier: exported as an HF folder, never GGUF
 
 
 @dataclass
@@ -56,8 +57,8 @@ def trained_dir(run_dir: Path, config: Any) -> Path:
     return path
 
 
-def check_exportable(config: Any) -> None:
-    """Refuse methods and objectives whose result is not a causal LM that a plain checkpoint can hold."""
+def check_exportable(config: Any, to: str = "hf") -> None:
+    """Refuse methods and formats that cannot hold what the run trained."""
     name = config.method.name
     if name == "fewshot":
         raise ExportError(
@@ -68,10 +69,10 @@ def check_exportable(config: Any) -> None:
             f"method {name} adds virtual tokens or modules that cannot be merged into the base weights; export it "
             "with `--to adapter` (PEFT loads it), or retrain with lora/dora/ia3/full for a mergeable model."
         )
-    if config.train.objective not in CAUSAL_OBJECTIVES:
+    if config.train.objective in HEAD_OBJECTIVES and to == "gguf":
         raise ExportError(
-            f"objective {config.train.objective} trains a scoring head, not a text generator; `--to adapter` "
-            "exports it (with its head), `--to hf`/`gguf` need a causal-LM objective (sft, cpt, dpo, orpo, kto, ppo)."
+            f"objective {config.train.objective} trains a scoring head, which GGUF's text-generation "
+            "architectures cannot hold; export it with `--to hf` (a sequence-classification folder)."
         )
 
 
@@ -120,6 +121,34 @@ def load_tuned(run_dir: Path, merge: bool = True) -> Tuned:
     if merge:
         model = model.merge_and_unload()
     return Tuned(model.eval(), tokenizer, config, RunDir(run_dir), trained, note)
+
+
+def load_scorer(run_dir: Path) -> Tuned:
+    """A classify or reward run's sequence classifier with its adapter merged (fp32, eval mode)."""
+    import json
+
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    from tunesmith.models.load import load_classifier
+
+    config = run_config(run_dir)
+    check_exportable(config)
+    trained = trained_dir(run_dir, config)
+    run = RunDir(run_dir)
+    if config.method.name in WHOLE:
+        model = AutoModelForSequenceClassification.from_pretrained(trained)
+        tokenizer = load_tokenizer_for(config, trained)
+        return Tuned(model.eval(), tokenizer, config, run, trained)
+    manifest = json.loads(run.manifest.read_text(encoding="utf-8")) if run.manifest.is_file() else {}
+    labels = ["reward"] if config.train.objective == "reward" else list(manifest.get("labels") or [])
+    if not labels:
+        raise ExportError(
+            f"{run_dir}: the prepared data names no labels (data/manifest.json); cannot rebuild the head."
+        )
+    base, tokenizer = load_classifier(config.model.base, labels, config.model.gguf_file)
+    model = PeftModel.from_pretrained(base, trained).merge_and_unload()
+    return Tuned(model.eval(), tokenizer, config, run, trained)
 
 
 def report_headline(run_dir: Path) -> dict[str, Any] | None:
