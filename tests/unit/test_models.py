@@ -75,3 +75,27 @@ def test_a_new_gguf_cache_copy_drops_the_stale_ones(tmp_path: Path) -> None:
         "other-model-ddd",
         "smollm2-135m-instruct-ccc",
     ]
+
+
+def test_pickle_weights_are_refused_unless_trusted(tiny_model_dir, tmp_path) -> None:
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunesmith.errors import ModelError
+    from tunesmith.models.load import load_classifier, load_model
+
+    folder = tmp_path / "pickled"  # a model folder as older tools wrote them: config and a pickled state dict
+    folder.mkdir()
+    shutil.copy(tiny_model_dir / "config.json", folder / "config.json")
+    torch.save(AutoModelForCausalLM.from_pretrained(tiny_model_dir).state_dict(), folder / "pytorch_model.bin")
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(folder)
+    assert (folder / "pytorch_model.bin").is_file() and not list(folder.glob("*.safetensors"))
+    with pytest.raises(ModelError, match="pickle files .*pytorch_model.bin.*model.trust_pickle"):
+        load_model(str(folder))
+    with pytest.raises(ModelError, match="pickle files"):
+        load_classifier(str(folder), ["a", "b"])
+    model, _ = load_model(str(folder), trust_pickle=True)
+    assert sum(p.numel() for p in model.parameters()) > 0
+    load_model(str(tiny_model_dir))  # safetensors load as before

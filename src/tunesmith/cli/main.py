@@ -329,6 +329,9 @@ def serve_cmd(
     ] = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Log nothing.")] = False,
     privacy: Annotated[str, typer.Option(help="Logged text: redact (PII replaced), full, or hashes only.")] = "redact",
+    trust_pickle: Annotated[
+        bool, typer.Option("--trust-pickle", help="MODEL: also load pickle weights (.bin), which can run code.")
+    ] = False,
 ) -> None:
     """Stage 6: an OpenAI-compatible server (chat, completions, streaming) with several LoRA adapters at once."""
     try:
@@ -344,7 +347,9 @@ def serve_cmd(
     check_exposure(host, hashes, insecure_no_auth)
     _quiet_libraries()
     with console.status(f"loading {target}"):
-        engine = build_engine(target, _named(adapter, "--adapter"), dtype, EngineSettings(max_batch, max_waiting))
+        engine = build_engine(
+            target, _named(adapter, "--adapter"), dtype, EngineSettings(max_batch, max_waiting), trust_pickle
+        )
     settings = ServerSettings(
         api_key_hashes=hashes,
         max_body_bytes=max_body_bytes,

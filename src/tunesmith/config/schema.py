@@ -45,6 +45,11 @@ class ModelConfig(Section):
     chat_template: str | None = Field(
         None, description="Override the tokenizer's chat template with this Jinja file (path)."
     )
+    trust_pickle: bool = Field(
+        False,
+        description="Load a base model whose weights are pickle files (pytorch_model.bin), which can run code "
+        "when loaded. Off: only safetensors and GGUF weights load; set it only for a source you trust.",
+    )
     new_tokens: int = Field(
         0,
         ge=0,

@@ -168,7 +168,7 @@ def _evaluate_head(
     progress: Any,
 ) -> dict[str, Any]:
     """A trained classification head against the majority-class baseline."""
-    base, tokenizer = load_classifier(config.model.base, labels, config.model.gguf_file)
+    base, tokenizer = load_classifier(config.model.base, labels, config.model.gguf_file, config.model.trust_pickle)
     base.to(env.device_name())
     tuned = for_inference(method.load(base, trained_dir))
     results = evaluate_classifier(
@@ -240,7 +240,9 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
 
         return evaluate_feedback(config, run, rows, kind, method, trained_dir, autocast, progress)
     task = lifecycle.loading(progress, config.model.base)
-    base, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
+    base, tokenizer = load_model(
+        config.model.base, config.model.gguf_file, config.model.chat_template, config.model.trust_pickle
+    )
     base.to(env.device_name())
     if progress:
         progress.update(task, completed=1)

@@ -88,7 +88,9 @@ def load_tokenizer_for(config: Any, trained: Path) -> Any:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         if getattr(tokenizer, "chat_template", None):
             return tokenizer
-    return load_tokenizer(resolve(config.model.base, config.model.gguf_file), config.model.chat_template)
+    return load_tokenizer(
+        resolve(config.model.base, config.model.gguf_file, config.model.trust_pickle), config.model.chat_template
+    )
 
 
 def load_tuned(run_dir: Path, merge: bool = True) -> Tuned:
@@ -106,7 +108,9 @@ def load_tuned(run_dir: Path, merge: bool = True) -> Tuned:
     if config.method.name in WHOLE:
         model = load_causal_lm(resolve(str(trained)), dtype=torch.float32)
         return Tuned(model, tokenizer, config, RunDir(run_dir), trained, note)
-    base = load_causal_lm(resolve(config.model.base, config.model.gguf_file), dtype=torch.float32)
+    base = load_causal_lm(
+        resolve(config.model.base, config.model.gguf_file, config.model.trust_pickle), dtype=torch.float32
+    )
     if config.model.new_tokens:  # the adapter holds the new rows; the base needs room for them first
         from tunesmith.models.vocab import resize_to_saved
 
@@ -146,7 +150,7 @@ def load_scorer(run_dir: Path) -> Tuned:
         raise ExportError(
             f"{run_dir}: the prepared data names no labels (data/manifest.json); cannot rebuild the head."
         )
-    base, tokenizer = load_classifier(config.model.base, labels, config.model.gguf_file)
+    base, tokenizer = load_classifier(config.model.base, labels, config.model.gguf_file, config.model.trust_pickle)
     model = PeftModel.from_pretrained(base, trained).merge_and_unload()
     return Tuned(model.eval(), tokenizer, config, run, trained)
 

@@ -35,6 +35,7 @@ class ModelSource:
     gguf_file: str | None = None
     kind: str = "causal-lm"
     embedded: bool = False
+    trust_pickle: bool = False  # load pickle weights (pytorch_model.bin) too: only for sources you trust
 
 
 @lru_cache(maxsize=1)
@@ -62,8 +63,17 @@ def cache_root() -> Path:
     return Path(os.environ.get("TUNESMITH_CACHE", Path.home() / ".cache" / "tunesmith"))
 
 
-def resolve(base: str, gguf_file: str | None = None) -> ModelSource:
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def resolve(base: str, gguf_file: str | None = None, trust_pickle: bool = False) -> ModelSource:
     """Turn a ``model.base`` string into a :class:`ModelSource`, or explain why it cannot be found."""
+    from dataclasses import replace
+
+    return replace(_resolve(base, gguf_file), trust_pickle=trust_pickle)
+
+
+def _resolve(base: str, gguf_file: str | None) -> ModelSource:
     reg = registry()
     if base in reg:
         entry = reg[base]
@@ -178,42 +188,69 @@ def load_tokenizer(source: ModelSource, chat_template: str | None = None) -> Any
     return tokenizer
 
 
+def weight_options(source: ModelSource, directory: Path | str) -> dict[str, Any]:
+    """``from_pretrained`` options that keep pickle out: safetensors only, unless the source is trusted.
+
+    A pickle file (``pytorch_model.bin``, ``.pt``) can run any code when it is loaded; safetensors and GGUF
+    hold only tensors. A local folder with nothing but pickle weights is refused with how to go on.
+    """
+    if source.trust_pickle or source.gguf_file is not None:
+        return {}
+    folder = Path(directory)
+    if folder.is_dir() and not list(folder.glob("*.safetensors")):
+        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise ModelError(
+                f"{folder}: its weights are pickle files ({', '.join(pickles[:3])}), which can run code when "
+                "loaded. Convert them to safetensors (transformers: load once where you trust them, then "
+                "save_pretrained(dir, safe_serialization=True)), or, if you trust their source, set "
+                "model.trust_pickle: true (then they load with torch.load(weights_only=True))."
+            )
+    return {"use_safetensors": True}
+
+
 def load_causal_lm(source: ModelSource, dtype: Any = None) -> Any:
     """The causal LM in fp32 (or ``dtype``), in eval mode, with SDPA attention."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    directory = local_directory(source)
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            local_directory(source), dtype=dtype or torch.float32, attn_implementation="sdpa"
+            directory, dtype=dtype or torch.float32, attn_implementation="sdpa", **weight_options(source, directory)
         )
     except OSError as exc:
         raise _hub_error(source, exc) from None
     return model.eval()
 
 
-def load_model(base: str, gguf_file: str | None = None, chat_template: str | None = None) -> tuple[Any, Any]:
+def load_model(
+    base: str, gguf_file: str | None = None, chat_template: str | None = None, trust_pickle: bool = False
+) -> tuple[Any, Any]:
     """Resolve ``base`` and load (model, tokenizer) for causal-LM training and evaluation."""
-    source = resolve(base, gguf_file)
+    source = resolve(base, gguf_file, trust_pickle)
     if source.kind != "causal-lm":
         raise ModelError(f"'{base}' is an {source.kind} model; the sft objective needs a causal LM.")
     tokenizer = load_tokenizer(source, chat_template)
     return load_causal_lm(source), tokenizer
 
 
-def load_classifier(base: str, labels: list[str], gguf_file: str | None = None) -> tuple[Any, Any]:
+def load_classifier(
+    base: str, labels: list[str], gguf_file: str | None = None, trust_pickle: bool = False
+) -> tuple[Any, Any]:
     """A sequence classifier with a new ``len(labels)``-way head on ``base`` (an encoder or a causal LM).
 
     Causal LMs classify from the last non-padding token, so they need a pad token id in their config.
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    source = resolve(base, gguf_file)
+    source = resolve(base, gguf_file, trust_pickle)
     directory = local_directory(source)
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
         model = AutoModelForSequenceClassification.from_pretrained(
             directory,
+            **weight_options(source, directory),
             num_labels=len(labels),
             id2label=dict(enumerate(labels)),
             label2id={lab: i for i, lab in enumerate(labels)},

@@ -51,7 +51,7 @@ def _load_run(run_dir: Path) -> Loaded:
     config = run_config(run_dir)
     if config.method.name in ("lora", "qlora") and config.train.objective in CAUSAL_OBJECTIVES:
         trained = trained_dir(run_dir, config)
-        model = load_causal_lm(resolve(config.model.base, config.model.gguf_file))
+        model = load_causal_lm(resolve(config.model.base, config.model.gguf_file, config.model.trust_pickle))
         tokenizer = load_tokenizer_for(config, trained)
         if config.model.new_tokens:
             from tunesmith.models.vocab import resize_to_saved
@@ -65,14 +65,14 @@ def _load_run(run_dir: Path) -> Loaded:
     return Loaded(tuned.model, tuned.tokenizer, served_name(config.name))
 
 
-def load_target(target: str) -> Loaded:
+def load_target(target: str, trust_pickle: bool = False) -> Loaded:
     """The model (and adapter) to serve for a run directory or a model reference."""
     from tunesmith.models.load import load_causal_lm, load_tokenizer, resolve
 
     path = Path(target)
     if (path / "config.yaml").is_file():
         return _load_run(path)
-    source = resolve(target)
+    source = resolve(target, trust_pickle=trust_pickle)
     if source.kind != "causal-lm":
         raise ServeError(f"'{target}' is an {source.kind} model; the server generates text with a causal LM.")
     return Loaded(load_causal_lm(source), load_tokenizer(source), served_name(source.name))
@@ -83,6 +83,7 @@ def build_engine(
     adapters: list[tuple[str, str]] | None = None,
     dtype: str = "auto",
     settings: EngineSettings | None = None,
+    trust_pickle: bool = False,
 ) -> BatchingEngine:
     """Load ``target`` and the extra LoRA ``adapters`` (name, path) into one batching engine."""
     import torch
@@ -93,7 +94,7 @@ def build_engine(
 
     if dtype not in DTYPES:
         raise ServeError(f"--dtype {dtype}: choose one of {', '.join(DTYPES)}.")
-    loaded = load_target(target)
+    loaded = load_target(target, trust_pickle)
     chosen = dtype if dtype != "auto" else ("bfloat16" if env.resolve_precision("auto") == "bf16" else "float32")
     model = loaded.model.to(env.device_name(), getattr(torch, chosen)).eval()
     pool = AdapterPool(model, loaded.base_name, len(loaded.tokenizer))

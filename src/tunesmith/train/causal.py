@@ -77,7 +77,9 @@ def append_rejects(path: Path, rejects: list[dict[str, Any]]) -> None:
 def load_causal(config: RunConfig, progress: Any = None) -> tuple[Any, Any]:
     """The base causal LM (KV cache off for training) and its tokenizer, with a progress line for the load."""
     task = lifecycle.loading(progress, config.model.base)
-    model, tokenizer = load_model(config.model.base, config.model.gguf_file, config.model.chat_template)
+    model, tokenizer = load_model(
+        config.model.base, config.model.gguf_file, config.model.chat_template, config.model.trust_pickle
+    )
     model.config.use_cache = False
     if progress:
         progress.update(task, completed=1)

@@ -31,7 +31,7 @@ def _trained(run_dir: Path, labels: list[str], config: Any) -> tuple[Any, Any]:
     from tunesmith.models.load import load_classifier
 
     method = get_method(config.method.name)
-    model, tokenizer = load_classifier(config.model.base, labels, config.model.gguf_file)
+    model, tokenizer = load_classifier(config.model.base, labels, config.model.gguf_file, config.model.trust_pickle)
     weights = run_dir / ("adapter" if method.SAVES_ADAPTER else "model")
     if not weights.is_dir():
         raise ConfigError(f"train.ppo.reward: {run_dir} has no trained {weights.name}/; train that run first.")

@@ -33,7 +33,9 @@ def train_reward(config: RunConfig, run: RunDir, resume: bool = False, progress:
         raise ConfigError(str(exc)) from None
     precision = lifecycle.start(config, run)
     task = lifecycle.loading(progress, config.model.base)
-    model, tokenizer = load_classifier(config.model.base, ["reward"], config.model.gguf_file)
+    model, tokenizer = load_classifier(
+        config.model.base, ["reward"], config.model.gguf_file, config.model.trust_pickle
+    )
     if progress:
         progress.update(task, completed=1)
     train_rows = read_jsonl(run.split("train"))
