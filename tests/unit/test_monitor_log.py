@@ -35,7 +35,7 @@ def tiny_engine(model_dir: Path):
     from tunesmith.serve.batching import BatchingEngine
 
     model, tokenizer = load_plain(model_dir)
-    return BatchingEngine(AdapterPool(model, "tiny", len(tokenizer)), tokenizer, [tokenizer.eos_token_id])
+    return BatchingEngine(AdapterPool(model, "tiny"), tokenizer, [tokenizer.eos_token_id])
 
 
 def annotate(text: str) -> dict:

@@ -21,7 +21,7 @@ CHAT = {"model": "tiny", "messages": [{"role": "user", "content": "good morning"
 
 def engine_for(model_dir: Path, **settings) -> BatchingEngine:
     model, tokenizer = load_plain(model_dir)
-    pool = AdapterPool(model, "tiny", len(tokenizer))
+    pool = AdapterPool(model, "tiny")
     return BatchingEngine(pool, tokenizer, [tokenizer.eos_token_id], EngineSettings(**settings))
 
 

@@ -67,7 +67,7 @@ def greedy(tokenizer, prompt: str, model: str, max_tokens: int, rid: str) -> Gen
 def test_rows_joining_and_leaving_a_batch_answer_as_if_alone(tiny_model_dir: Path) -> None:
     model, tokenizer = load_plain(tiny_model_dir)
     engine = BatchingEngine(
-        AdapterPool(model, "tiny", len(tokenizer)), tokenizer, [tokenizer.eos_token_id], EngineSettings(max_batch=3)
+        AdapterPool(model, "tiny"), tokenizer, [tokenizer.eos_token_id], EngineSettings(max_batch=3)
     )
     engine.start()
     try:  # 5 requests of different lengths through 3 rows: rows finish at different steps and others take over
@@ -88,7 +88,7 @@ def test_rows_joining_and_leaving_a_batch_answer_as_if_alone(tiny_model_dir: Pat
 
 def test_seeded_sampling_does_not_depend_on_batch_companions(tiny_model_dir: Path) -> None:
     model, tokenizer = load_plain(tiny_model_dir)
-    engine = BatchingEngine(AdapterPool(model, "tiny", len(tokenizer)), tokenizer, [tokenizer.eos_token_id])
+    engine = BatchingEngine(AdapterPool(model, "tiny"), tokenizer, [tokenizer.eos_token_id])
     ids = tokenizer("hello there", add_special_tokens=False)["input_ids"]
     params = SamplingParams(max_tokens=12, temperature=1.0, top_p=0.9, seed=7)
     engine.start()
@@ -109,7 +109,7 @@ def test_each_row_uses_its_own_adapter_in_one_batch(tiny_model_dir: Path, adapte
     from peft import PeftModel
 
     model, tokenizer = load_plain(tiny_model_dir)
-    pool = AdapterPool(model, "tiny", len(tokenizer))
+    pool = AdapterPool(model, "tiny")
     for name, path in adapters.items():
         pool.load(name, path)
     engine = BatchingEngine(pool, tokenizer, [tokenizer.eos_token_id], EngineSettings(max_batch=8))
@@ -129,7 +129,7 @@ def test_each_row_uses_its_own_adapter_in_one_batch(tiny_model_dir: Path, adapte
 
 def test_adapters_load_and_unload_and_bad_ones_are_refused(tiny_model_dir: Path, adapters, tmp_path: Path) -> None:
     model, tokenizer = load_plain(tiny_model_dir)
-    pool = AdapterPool(model, "tiny", len(tokenizer))
+    pool = AdapterPool(model, "tiny")
     pool.load("alpha", adapters["alpha"])
     with pytest.raises(Exception, match="already loaded"):
         pool.load("alpha", adapters["beta"])
@@ -149,7 +149,7 @@ def test_adapters_load_and_unload_and_bad_ones_are_refused(tiny_model_dir: Path,
 
 def test_a_full_queue_refuses_and_cancelled_rows_leave(tiny_model_dir: Path) -> None:
     model, tokenizer = load_plain(tiny_model_dir)
-    pool = AdapterPool(model, "tiny", len(tokenizer))
+    pool = AdapterPool(model, "tiny")
     engine = BatchingEngine(pool, tokenizer, [tokenizer.eos_token_id], EngineSettings(max_batch=2, max_waiting=2))
     finals = {}
     for i in range(2):  # not started: both wait
@@ -227,7 +227,7 @@ def test_kv_batch_pads_joins_and_trims() -> None:
 
 def test_an_engine_shut_down_starts_again(tiny_model_dir: Path) -> None:
     model, tokenizer = load_plain(tiny_model_dir)
-    engine = BatchingEngine(AdapterPool(model, "tiny", len(tokenizer)), tokenizer, [tokenizer.eos_token_id])
+    engine = BatchingEngine(AdapterPool(model, "tiny"), tokenizer, [tokenizer.eos_token_id])
     for round_ in range(2):  # one engine behind two app lifespans, one after the other
         engine.start()
         try:

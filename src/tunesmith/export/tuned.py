@@ -93,8 +93,24 @@ def load_tokenizer_for(config: Any, trained: Path) -> Any:
     )
 
 
-def load_tuned(run_dir: Path, merge: bool = True) -> Tuned:
-    """The run's tuned causal LM in fp32 with adapters merged (``merge=False`` keeps the PEFT wrapper)."""
+def load_base(config: Any, trained: Path) -> Any:
+    """The run's base causal LM in fp32, with room for the new tokens its adapter holds rows of."""
+    import torch
+
+    from tunesmith.models.load import load_causal_lm, resolve
+
+    base = load_causal_lm(
+        resolve(config.model.base, config.model.gguf_file, config.model.trust_pickle), dtype=torch.float32
+    )
+    if config.model.new_tokens:  # the adapter holds the new rows; the base needs room for them first
+        from tunesmith.models.vocab import resize_to_saved
+
+        resize_to_saved(base, trained)
+    return base
+
+
+def load_tuned(run_dir: Path) -> Tuned:
+    """The run's tuned causal LM in fp32 with adapters merged."""
     import torch
     from peft import PeftModel
 
@@ -108,28 +124,19 @@ def load_tuned(run_dir: Path, merge: bool = True) -> Tuned:
     if config.method.name in WHOLE:
         model = load_causal_lm(resolve(str(trained)), dtype=torch.float32)
         return Tuned(model, tokenizer, config, RunDir(run_dir), trained, note)
-    base = load_causal_lm(
-        resolve(config.model.base, config.model.gguf_file, config.model.trust_pickle), dtype=torch.float32
-    )
-    if config.model.new_tokens:  # the adapter holds the new rows; the base needs room for them first
-        from tunesmith.models.vocab import resize_to_saved
-
-        resize_to_saved(base, trained)
+    base = load_base(config, trained)
     if config.method.name == "qlora":
         note = (
             "QLoRA trained its adapter on a 4-bit base; merged into the full-precision base the model differs "
             "slightly from the quantised one evaluated in training (the usual QLoRA deployment)."
         )
         log.info(note)
-    model = PeftModel.from_pretrained(base, trained)
-    if merge:
-        model = model.merge_and_unload()
+    model = PeftModel.from_pretrained(base, trained).merge_and_unload()
     return Tuned(model.eval(), tokenizer, config, RunDir(run_dir), trained, note)
 
 
 def load_scorer(run_dir: Path) -> Tuned:
     """A classify or reward run's sequence classifier with its adapter merged (fp32, eval mode)."""
-    import json
 
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
@@ -153,11 +160,3 @@ def load_scorer(run_dir: Path) -> Tuned:
     base, tokenizer = load_classifier(config.model.base, labels, config.model.gguf_file, config.model.trust_pickle)
     model = PeftModel.from_pretrained(base, trained).merge_and_unload()
     return Tuned(model.eval(), tokenizer, config, run, trained)
-
-
-def report_headline(run_dir: Path) -> dict[str, Any] | None:
-    """The evaluation report's models and their point metrics (None when the run was not evaluated)."""
-    path = RunDir(run_dir).eval / "report.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))

@@ -48,10 +48,9 @@ def adapter_folder(path: Path) -> Path:
 class AdapterPool:
     """The base model plus named LoRA adapters; :meth:`forward_kwargs` routes each batch row."""
 
-    def __init__(self, model: Any, base_name: str, vocab_rows: int) -> None:
+    def __init__(self, model: Any, base_name: str) -> None:
         self.model = model
         self.base_name = base_name
-        self.vocab_rows = vocab_rows
         self.adapters: dict[str, str] = {}
         self.dtype = next(model.parameters()).dtype
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -53,7 +52,3 @@ def create_app(engine: Engine, settings: ServerSettings | None = None, log: Requ
     app.add_middleware(ApiKeys, hashes=settings.api_key_hashes)
     app.add_middleware(RequestIdAndMetrics, metrics=metrics)
     return app
-
-
-def app_info(app: Any) -> Served:
-    return app.state.served

@@ -84,6 +84,9 @@ class BatchingEngine:
         limit = getattr(pool.model.config, "max_position_embeddings", None) or 2048
         self.max_context = min(self.settings.max_context or limit, limit)
         self.stop_ids = set(stop_ids)
+        # how the model's forward names its KV cache (transformers renamed it); read once, not every step
+        inner = pool.model.get_base_model() if hasattr(pool.model, "get_base_model") else pool.model
+        self._cache_name = cache_argument(inner) or "past_key_values"
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
         self._cond = threading.Condition()
         self._waiting: deque[_Row] = deque()
@@ -233,17 +236,12 @@ class BatchingEngine:
         model = self.pool.model
         extra = self.pool.forward_kwargs([r.request.model for r in rows])
         if cache is not None:
-            extra[self._cache_name()] = cache
+            extra[self._cache_name] = cache
         out = model(
             input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **extra
         )
         new_cache = out.get("cache", None) if hasattr(out, "get") else None
         return out.logits[:, -1], new_cache if new_cache is not None else out.past_key_values
-
-    def _cache_name(self) -> str:
-        model = self.pool.model
-        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-        return cache_argument(inner) or "past_key_values"
 
     def _prefill(self, rows: list[_Row]) -> None:
         device = next(self.pool.model.parameters()).device

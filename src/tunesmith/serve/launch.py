@@ -41,22 +41,17 @@ def served_name(text: str) -> str:
 def _load_run(run_dir: Path) -> Loaded:
     from tunesmith.export.tuned import (
         CAUSAL_OBJECTIVES,
+        load_base,
         load_tokenizer_for,
         load_tuned,
         run_config,
         trained_dir,
     )
-    from tunesmith.models.load import load_causal_lm, resolve
 
     config = run_config(run_dir)
     if config.method.name in ("lora", "qlora") and config.train.objective in CAUSAL_OBJECTIVES:
         trained = trained_dir(run_dir, config)
-        model = load_causal_lm(resolve(config.model.base, config.model.gguf_file, config.model.trust_pickle))
-        tokenizer = load_tokenizer_for(config, trained)
-        if config.model.new_tokens:
-            from tunesmith.models.vocab import resize_to_saved
-
-            resize_to_saved(model, trained)
+        model, tokenizer = load_base(config, trained), load_tokenizer_for(config, trained)
         return Loaded(model, tokenizer, served_name(config.model.base), (served_name(config.name), trained))
     try:
         tuned = load_tuned(run_dir)
@@ -97,7 +92,7 @@ def build_engine(
     loaded = load_target(target, trust_pickle)
     chosen = dtype if dtype != "auto" else ("bfloat16" if env.resolve_precision("auto") == "bf16" else "float32")
     model = loaded.model.to(env.device_name(), getattr(torch, chosen)).eval()
-    pool = AdapterPool(model, loaded.base_name, len(loaded.tokenizer))
+    pool = AdapterPool(model, loaded.base_name)
     for name, path in [*([(loaded.adapter[0], str(loaded.adapter[1]))] if loaded.adapter else []), *(adapters or [])]:
         pool.load(name, Path(path))
     stop_ids, turn_texts = stop_ids_and_strings(loaded.tokenizer, model, None)

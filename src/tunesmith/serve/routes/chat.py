@@ -30,13 +30,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code i
 Record = Callable[[str, Delta], None]
 
 
-def submit_choices(ctx: Served, model: str, prompt_ids: list[int], params: SamplingParams, n: int) -> list[Stream]:
-    """``n`` sequences for one prompt (seed, seed+1, ... when seeded); all or none are queued."""
+def submit_choices(ctx: Served, model: str, prompts: list[tuple[list[int], SamplingParams]], n: int) -> list[Stream]:
+    """``n`` sequences for each (prompt ids, sampling) (seed, seed+1, ... when seeded); all or none are queued."""
     streams: list[Stream] = []
     try:
-        for i in range(n):
-            seeded = replace(params, seed=params.seed + i) if params.seed is not None else params
-            streams.append(submit(ctx.engine, model, prompt_ids, seeded, ctx.settings.request_timeout_s))
+        for prompt_ids, params in prompts:
+            for i in range(n):
+                seeded = replace(params, seed=params.seed + i) if params.seed is not None else params
+                streams.append(submit(ctx.engine, model, prompt_ids, seeded, ctx.settings.request_timeout_s))
     except ApiError:
         for stream in streams:
             ctx.engine.cancel(stream.request.request_id)
@@ -63,10 +64,10 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     prompt = [m.model_dump(exclude_none=True) for m in body.messages]
     exchange = Exchange(request, "chat", body.model, prompt, len(prompt_ids), body.stream)
     if body.stream:
-        stream = submit_choices(ctx, body.model, prompt_ids, params, 1)[0]
+        stream = submit_choices(ctx, body.model, [(prompt_ids, params)], 1)[0]
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return streamed(ctx, exchange, lambda record: chat_events(stream, meta, include_usage, record))
-    streams = submit_choices(ctx, body.model, prompt_ids, params, body.n)
+    streams = submit_choices(ctx, body.model, [(prompt_ids, params)], body.n)
     results = await asyncio.gather(*(s.collect(request) for s in streams))
     for _, final in results:
         check_final(final)

@@ -32,17 +32,10 @@ async def create_completion(body: CompletionRequest, request: Request, ctx: Serv
     prompt_tokens = sum(len(ids) for ids in encoded)
     exchange = Exchange(request, "completions", body.model, body.prompt, prompt_tokens, body.stream)
     if body.stream:
-        stream = submit_choices(ctx, body.model, encoded[0], params[0], 1)[0]
+        stream = submit_choices(ctx, body.model, [(encoded[0], params[0])], 1)[0]
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return streamed(ctx, exchange, lambda record: completion_events(stream, meta, include_usage, record))
-    streams: list[Stream] = []
-    try:
-        for ids, p in zip(encoded, params, strict=True):
-            streams += submit_choices(ctx, body.model, ids, p, body.n)
-    except ApiError:
-        for stream in streams:
-            ctx.engine.cancel(stream.request.request_id)
-        raise
+    streams = submit_choices(ctx, body.model, list(zip(encoded, params, strict=True)), body.n)
     results = await asyncio.gather(*(s.collect(request) for s in streams))
     for _, final in results:
         check_final(final)
