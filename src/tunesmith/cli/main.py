@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sys
 from contextlib import contextmanager
@@ -14,6 +13,10 @@ import typer
 from rich.console import Console
 
 from tunesmith.cli import show
+from tunesmith.cli.common import OverwriteOpt, ResumeOpt, SetOpt, console
+from tunesmith.cli.common import load as _load
+from tunesmith.cli.common import quiet_libraries as _quiet_libraries
+from tunesmith.cli.monitor import monitor_app
 from tunesmith.errors import ConfigError, TunesmithError
 
 app = typer.Typer(
@@ -26,42 +29,13 @@ data_app = typer.Typer(no_args_is_help=True, help="Stage 1: dataset preparation.
 config_app = typer.Typer(no_args_is_help=True, help="Show, check and eject run configs.")
 app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
-monitor_app = typer.Typer(no_args_is_help=True, help="Stage 7: request log, drift, feedback -> next round's data.")
 app.add_typer(monitor_app, name="monitor")
-console = Console()
-
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config field: --set train.lr=1e-4")]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an existing run dir (skips finished stages).")]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Delete an existing run dir and start over.")]
 
 
 def _mode(resume: bool, overwrite: bool) -> Any:
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other.")
     return "resume" if resume else "overwrite" if overwrite else "new"
-
-
-def _load(config: Path, overrides: list[str] | None) -> Any:
-    from tunesmith.config.load import load_config
-
-    return load_config(config, overrides or [])
-
-
-def _quiet_libraries() -> None:
-    """Library chatter (deprecation notices, per-tensor progress bars) hides our own progress display."""
-    import logging
-    import warnings
-
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # bitsandbytes (imported by peft when installed) announces optional CPU kernels it could not load
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message="Merge lora module to .*-bit linear")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*requires_grad=True to a scalar.*")
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
 
 
 @contextmanager
@@ -437,87 +411,6 @@ def config_eject(preset: str, path: Path, force: bool = typer.Option(False, help
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, path)
     console.print(f"wrote {path} (from preset '{preset}'); edit data.train and run `tunesmith run {path}`")
-
-
-StoreOpt = Annotated[
-    str | None,
-    typer.Option("--store", help="The request log: a SQLite file or a database URL (default RUN_DIR/monitor.db)."),
-]
-
-
-def _store(run_dir: Path | None, store: str | None) -> Any:
-    from tunesmith.monitor.store import Store
-
-    if store is None and run_dir is None:
-        raise ConfigError("give a RUN_DIR (its monitor.db) or --store PATH|URL.")
-    target = store or str(run_dir / "monitor.db")  # type: ignore[operator]
-    if "://" not in target and not Path(target).is_file():
-        raise ConfigError(f"no request log at {target}: serve with `tunesmith serve RUN_DIR` (or --store) first.")
-    return Store(target)
-
-
-@monitor_app.command("export-data")
-def monitor_export_data(
-    run_dir: Annotated[
-        Path | None, typer.Argument(help="The deployed run (its monitor.db; configs start from it).")
-    ] = None,
-    store: StoreOpt = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder (default RUN_DIR/feedback).")] = None,
-    model: Annotated[str | None, typer.Option(help="Only feedback on answers of this served model.")] = None,
-) -> None:
-    """Feedback -> preference, KTO, rating, ranking and SFT records, and retrain-*.yaml configs to `tunesmith run`."""
-    from tunesmith.monitor.feedback_data import write_feedback_data
-
-    if out is None and run_dir is None:
-        raise ConfigError("give --out DIR (or a RUN_DIR, whose feedback/ folder is used).")
-    out = out or run_dir / "feedback"  # type: ignore[operator]
-    manifest = write_feedback_data(_store(run_dir, store), out, model)
-    configs = {}
-    if run_dir is not None and (run_dir / "config.yaml").is_file() and manifest["records"]:
-        from tunesmith.monitor.retrain import retrain_configs
-
-        _quiet_libraries()
-        with console.status("preparing the deployed model as the retraining base"):
-            configs = retrain_configs(run_dir, out, manifest["records"])
-    show.feedback_export(console, manifest, out, configs)
-
-
-@monitor_app.command("drift")
-def monitor_drift(
-    run_dir: Annotated[Path, typer.Argument(help="The deployed run: its training prompts are the reference.")],
-    store: StoreOpt = None,
-    last: Annotated[int, typer.Option(help="Compare the most recent N logged requests.")] = 500,
-    model: Annotated[str | None, typer.Option(help="Only requests to this served model.")] = None,
-    no_semantic: Annotated[bool, typer.Option("--no-semantic", help="Skip the MiniLM embedding test.")] = False,
-    set_: SetOpt = None,
-) -> None:
-    """Has traffic drifted from the training data? Language and script mix, length, fertility, code-mixing, meaning."""
-    from tunesmith.monitor.drift_run import check_drift
-
-    config = _load(run_dir / "config.yaml", set_)
-    _quiet_libraries()
-    with console.status(f"comparing the last {last} requests with {run_dir.name}'s training prompts"):
-        report = check_drift(run_dir, _store(run_dir, store), last, config.monitor.thresholds, not no_semantic, model)
-    show.drift(console, report)
-
-
-@monitor_app.command("report")
-def monitor_report(
-    run_dir: Annotated[Path | None, typer.Argument(help="The deployed run (its monitor.db).")] = None,
-    store: StoreOpt = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder (default RUN_DIR/monitor).")] = None,
-    set_: SetOpt = None,
-) -> None:
-    """Traffic, latency, tokens and language mix over time, drift checks, feedback per model, retrain advice (HTML)."""
-    from tunesmith.config.schema import MonitorConfig
-    from tunesmith.monitor.report import write_report
-
-    settings = _load(run_dir / "config.yaml", set_).monitor if run_dir else MonitorConfig()
-    if out is None and run_dir is None:
-        raise ConfigError("give --out DIR (or a RUN_DIR, whose monitor/ folder is used).")
-    out = out or run_dir / "monitor"  # type: ignore[operator]
-    summary = write_report(_store(run_dir, store), out, run_dir, settings.negative_feedback_rate, settings.min_thumbs)
-    show.monitor_report(console, summary, out)
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:
