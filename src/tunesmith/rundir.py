@@ -77,15 +77,20 @@ class RunDir:
         return self.root / "train.json"
 
 
+def has_outputs(root: Path) -> bool:
+    """Whether ``root`` holds any stage's output (a run in use), not just a config or a failed start."""
+    run = RunDir(root)
+    outputs = (run.manifest, run.checkpoints, run.adapter, run.model, run.train_summary, run.eval)
+    return root.exists() and any(p.exists() for p in outputs)
+
+
 def open_run_dir(root: Path, mode: Mode) -> RunDir:
     """Create ``root`` (mode ``new``), reuse it (``resume``) or empty it first (``overwrite``).
 
     A directory that holds no stage's output yet (say, a data preparation that failed on bad input) is
     not "in use": running again needs neither flag.
     """
-    run = RunDir(root)
-    outputs = (run.manifest, run.checkpoints, run.adapter, run.model, run.train_summary, run.eval)
-    exists = root.exists() and any(p.exists() for p in outputs)
+    exists = has_outputs(root)
     if exists and mode == "new":
         raise RunDirError(
             f"Run directory {root} already exists. Pass --resume to continue it or --overwrite to start over "

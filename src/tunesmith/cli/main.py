@@ -17,6 +17,7 @@ from tunesmith.cli.common import OverwriteOpt, ResumeOpt, SetOpt, console
 from tunesmith.cli.common import load as _load
 from tunesmith.cli.common import quiet_libraries as _quiet_libraries
 from tunesmith.cli.monitor import monitor_app
+from tunesmith.cli.ui import ui_cmd
 from tunesmith.errors import ConfigError, TunesmithError
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ config_app = typer.Typer(no_args_is_help=True, help="Show, check and eject run c
 app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
 app.add_typer(monitor_app, name="monitor")
+app.command("ui")(ui_cmd)
 
 
 def _mode(resume: bool, overwrite: bool) -> Any:

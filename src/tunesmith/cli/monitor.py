@@ -170,6 +170,21 @@ def show_report(summary: dict[str, Any], out: Any) -> None:
         f"{len(summary['drift_checks'])} drift checks -> {out}/report.html",
         highlight=False,
     )
+    if summary["feedback"]:
+        table = Table(title="feedback per served model", show_edge=False)
+        for col in ("model", "requests", "thumbs up", "thumbs down", "mean rating", "side by side won / lost"):
+            table.add_column(col, justify="left" if col == "model" else "right")
+        for model, stats in summary["by_model"].items():
+            rating = stats.get("mean_rating")
+            table.add_row(
+                model,
+                str(stats["requests"]),
+                str(stats.get("thumbs_up", 0)),
+                str(stats.get("thumbs_down", 0)),
+                "—" if rating is None else f"{rating:.2f}",
+                f"{stats.get('wins', 0)} / {stats.get('losses', 0)}",
+            )
+        console.print(table)
     advice = summary["recommendation"]
     if advice["retrain"]:
         for reason in advice["reasons"]:

@@ -9,7 +9,9 @@ Each kind of feedback becomes the records it honestly supports:
 - ``correction``: ``preference`` (the correction over the model's answer), ``unpaired`` (the answer bad,
   the correction good) and ``sft`` (the chat with the correction as the answer);
 - ``thumbs`` up / down: ``unpaired`` {prompt, response, label} (KTO), and ``sft`` for thumbs-up answers;
-- ``rating``: ``rating`` {prompt, response, score} (reward model regression).
+- ``rating``: ``rating`` {prompt, response, score} (reward model regression);
+- ``comparison`` (this request's answer beat another request's, same prompt, often another model: the
+  dashboard's side-by-side playground): a ``preference`` pair {prompt, chosen, rejected, rejected_model}.
 
 Thumbs and ratings judge the request's first answer (the only one unless the client asked for ``n``).
 Feedback that cannot become a record (its request is not in the log, the log kept only hashes, an index
@@ -44,8 +46,33 @@ def prompt_text(messages: list[dict[str, str]]) -> str:
     return ("".join(parts) + "\n\nAssistant:").lstrip()
 
 
-def records_from(feedback: dict[str, Any], request: dict[str, Any] | None) -> tuple[dict[str, list], str | None]:
-    """The records one piece of feedback yields (by kind), or the reason it yields none."""
+def _comparison(
+    base: dict[str, Any], chat: list[dict[str, str]], answer: str, other: dict[str, Any] | None
+) -> tuple[dict[str, list], str | None]:
+    if other is None:
+        return {}, "the request it was compared with is not in the log"
+    if other.get("prompt") is None or other.get("response") is None:
+        return {}, "the log kept only hashes of the request it was compared with"
+    if _messages(other["prompt"]) != chat:
+        return {}, "the compared requests had different prompts"
+    rejected = next(iter(other["response"]))
+    if rejected == answer:
+        return {}, "both answers are the same text"
+    pair = {
+        **base,
+        "prompt": prompt_text(chat),
+        "chosen": answer,
+        "rejected": rejected,
+        "rejected_model": other["model"],
+    }
+    return {"preference": [pair]}, None
+
+
+def records_from(
+    feedback: dict[str, Any], request: dict[str, Any] | None, requests: dict[str, dict[str, Any]] | None = None
+) -> tuple[dict[str, list], str | None]:
+    """The records one piece of feedback yields (by kind), or the reason it yields none. ``requests`` (by id)
+    holds the other side of a ``comparison``."""
     if request is None:
         return {}, "its request is not in the log"
     if request.get("prompt") is None or request.get("response") is None:
@@ -94,6 +121,10 @@ def records_from(feedback: dict[str, Any], request: dict[str, Any] | None) -> tu
     elif kind == "rating":
         score = value["value"] if isinstance(value, dict) else value
         out["rating"] = [{**base, "prompt": prompt, "response": answers[0], "score": float(score)}]
+    elif kind == "comparison":
+        out, reason = _comparison(base, chat, answers[0], (requests or {}).get(str(value)))
+        if reason:
+            return {}, reason
     else:
         return {}, f"unknown feedback kind '{kind}'"
     return {k: v for k, v in out.items() if v}, None
@@ -106,7 +137,7 @@ def feedback_records(
     records: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
     rejects = []
     for row in feedback:
-        made, reason = records_from(row, requests.get(row["request_id"]))
+        made, reason = records_from(row, requests.get(row["request_id"]), requests)
         if reason:
             rejects.append(
                 {"feedback_id": row.get("id"), "request_id": row["request_id"], "kind": row["kind"], "reason": reason}

@@ -104,6 +104,7 @@ def _feedback_section(summary: dict[str, Any]) -> str:
                 str(stats.get("choice", 0)),
                 str(stats.get("ranking", 0)),
                 str(stats.get("correction", 0)),
+                f"{stats.get('wins', 0)} / {stats.get('losses', 0)}",
             ]
         )
     header = [
@@ -117,6 +118,7 @@ def _feedback_section(summary: dict[str, Any]) -> str:
         "choices",
         "rankings",
         "corrections",
+        "side by side won / lost",
     ]
     return table(header, rows) if rows else '<p class="note">No requests yet.</p>'
 

@@ -46,7 +46,8 @@ def traffic(requests: Sequence[dict[str, Any]], width: int) -> list[dict[str, An
 
 
 def feedback_by_model(requests: Sequence[dict[str, Any]], feedback: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Per served model: requests, thumbs up/down and the down share, mean rating, choices, rankings, corrections."""
+    """Per served model: requests, thumbs up/down and the down share, mean rating, choices, rankings, corrections,
+    and side-by-side comparisons won and lost (the loser is the model of the request named in the value)."""
     model_of = {r["request_id"]: r["model"] for r in requests}
     out: dict[str, dict[str, Any]] = {m: {"requests": 0} for m in sorted(set(model_of.values()))}
     for row in requests:
@@ -55,8 +56,11 @@ def feedback_by_model(requests: Sequence[dict[str, Any]], feedback: Sequence[dic
     for item in feedback:
         model = model_of.get(item["request_id"], "(not in the log)")
         stats = out.setdefault(model, {"requests": 0})
-        key = {"thumbs": f"thumbs_{item['value']}"}.get(item["kind"], item["kind"])
+        key = {"thumbs": f"thumbs_{item['value']}", "comparison": "wins"}.get(item["kind"], item["kind"])
         stats[key] = stats.get(key, 0) + 1
+        if item["kind"] == "comparison":
+            loser = out.setdefault(model_of.get(str(item["value"]), "(not in the log)"), {"requests": 0})
+            loser["losses"] = loser.get("losses", 0) + 1
         if item["kind"] == "rating":
             value = item["value"]
             ratings[model].append(float(value["value"] if isinstance(value, dict) else value))
@@ -64,7 +68,7 @@ def feedback_by_model(requests: Sequence[dict[str, Any]], feedback: Sequence[dic
         thumbs = stats.get("thumbs_up", 0) + stats.get("thumbs_down", 0)
         stats["negative_rate"] = stats.get("thumbs_down", 0) / thumbs if thumbs else None
         stats["mean_rating"] = statistics.fmean(ratings[model]) if ratings[model] else None
-        kinds = ("thumbs_up", "thumbs_down", "rating", "choice", "ranking", "correction")
+        kinds = ("thumbs_up", "thumbs_down", "rating", "choice", "ranking", "correction", "wins")
         stats["feedback"] = sum(stats.get(k, 0) for k in kinds)
     return out
 

@@ -26,20 +26,27 @@ def create_app(engine: Engine, settings: ServerSettings | None = None, log: Requ
     """An OpenAI-compatible app serving ``engine``'s models."""
     settings = settings or ServerSettings()
     metrics = Metrics()
-    metrics.gauges["tunesmith"] = lambda: engine_gauges(engine.stats())
     log = log or NullLog()
-    if hasattr(log, "stats"):  # the monitor's writer: written, dropped, failed writes, latest drift check
-        metrics.gauges["tunesmith_request_log"] = lambda: log_gauges(log)
+
+    # Read through app.state at each use: the dashboard swaps the served engine and log at run time.
+    def current() -> Served:
+        return app.state.served
+
+    metrics.gauges["tunesmith"] = lambda: engine_gauges(current().engine.stats())
+    metrics.gauges["tunesmith_request_log"] = lambda: (
+        log_gauges(current().log) if hasattr(current().log, "stats") else {}
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine.start()
+        current().engine.start()
         try:
             yield
         finally:
-            engine.shutdown()
-            if hasattr(log, "close"):
-                log.close()
+            ctx = current()
+            ctx.engine.shutdown()
+            if hasattr(ctx.log, "close"):
+                ctx.log.close()
 
     app = FastAPI(title="tunesmith", summary="OpenAI-compatible serving of tuned models", lifespan=lifespan)
     app.state.served = Served(engine, settings, log, metrics, int(time.time()))

@@ -28,6 +28,17 @@ def refuse_unsupported(body: ChatCompletionRequest | CompletionRequest) -> None:
         raise ApiError(400, "n > 1 is only supported without stream", param="n")
 
 
+def require_model(engine: Engine, model: str) -> None:
+    """A 404 for a model the engine does not serve, before any work is done for the request."""
+    if model not in engine.model_names():
+        raise ApiError(
+            404,
+            f"The model '{model}' does not exist; GET /v1/models lists the served ones.",
+            param="model",
+            code="model_not_found",
+        )
+
+
 def chat_prompt_ids(engine: Engine, body: ChatCompletionRequest) -> list[int]:
     """The chat template's rendering of the messages, ending where the assistant's answer starts."""
     messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in body.messages]

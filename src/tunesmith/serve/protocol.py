@@ -165,19 +165,26 @@ CompletionRequest.model_rebuild()
 FEEDBACK_KINDS = ("thumbs", "rating", "choice", "ranking", "correction")
 
 
+def log_id(response_id: str) -> str:
+    """The request log's id for a response id (``chatcmpl-<id>``, ``cmpl-<id>``) or a bare ``X-Request-ID``."""
+    return next((response_id[len(p) :] for p in ("chatcmpl-", "cmpl-") if response_id.startswith(p)), response_id)
+
+
 class FeedbackRequest(BaseModel):
     """``POST /v1/feedback``: a judgement of an answered request, linked by its id.
 
     ``request_id`` is the ``X-Request-ID`` the server returned or the response's ``id``
     (``chatcmpl-...``/``cmpl-...``). ``value`` by ``kind``: ``thumbs`` ``"up"``/``"down"`` (or true/false);
     ``rating`` a number (on ``scale``, default 1-5); ``choice`` the index of the best of the request's ``n``
-    answers; ``ranking`` all answer indices, best first; ``correction`` the answer it should have given.
+    answers; ``ranking`` all answer indices, best first; ``correction`` the answer it should have given;
+    ``comparison`` the id of another logged request for the same prompt whose answer this one's beat (two
+    models side by side, as the dashboard's playground asks).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     request_id: str = Field(min_length=1, max_length=80)
-    kind: Literal["thumbs", "rating", "choice", "ranking", "correction"]
+    kind: Literal["thumbs", "rating", "choice", "ranking", "correction", "comparison"]
     value: bool | int | float | str | list[int]
     scale: tuple[float, float] = (1.0, 5.0)
     comment: str | None = Field(default=None, max_length=4000)
@@ -206,6 +213,13 @@ class FeedbackRequest(BaseModel):
             if not isinstance(value, list) or len(value) < 2:
                 raise ValueError("ranking takes a list of answer indices, best first")
             return value
+        if self.kind == "comparison":
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError("comparison takes the id of the request whose answer this one's beat")
+            other = log_id(value)
+            if other == log_id(self.request_id):
+                raise ValueError("comparison names the same request twice")
+            return other
         if not isinstance(value, str) or not value.strip():
             raise ValueError("correction takes the answer the model should have given")
         return value

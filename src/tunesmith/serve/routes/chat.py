@@ -14,7 +14,15 @@ from fastapi.responses import StreamingResponse
 from tunesmith.serve.context import Exchange, Served, request_id, served
 from tunesmith.serve.engine import Delta, SamplingParams
 from tunesmith.serve.errors import ApiError
-from tunesmith.serve.generation import Stream, chat_prompt_ids, check_final, refuse_unsupported, sampling, submit
+from tunesmith.serve.generation import (
+    Stream,
+    chat_prompt_ids,
+    check_final,
+    refuse_unsupported,
+    require_model,
+    sampling,
+    submit,
+)
 from tunesmith.serve.protocol import (
     AssistantMessage,
     ChatChoice,
@@ -56,6 +64,7 @@ def streamed(ctx: Served, exchange: Exchange, events: Callable[[Record], AsyncIt
 
 async def create_chat_completion(body: ChatCompletionRequest, request: Request, ctx: Served) -> Any:
     refuse_unsupported(body)
+    require_model(ctx.engine, body.model)
     prompt_ids = chat_prompt_ids(ctx.engine, body)
     params = sampling(body, ctx.settings, ctx.engine, len(prompt_ids), ctx.settings.default_max_tokens)
     if ctx.engine.chat_stops:  # the template ends a turn with plain text: stop there as at an EOS token

@@ -11,7 +11,14 @@ from fastapi import APIRouter, Request
 
 from tunesmith.serve.context import Exchange, Served, request_id, served
 from tunesmith.serve.errors import ApiError
-from tunesmith.serve.generation import Stream, check_final, refuse_unsupported, sampling, text_prompt_ids
+from tunesmith.serve.generation import (
+    Stream,
+    check_final,
+    refuse_unsupported,
+    require_model,
+    sampling,
+    text_prompt_ids,
+)
 from tunesmith.serve.protocol import Completion, CompletionChoice, CompletionRequest, Usage
 from tunesmith.serve.routes.chat import ERRORS, Record, streamed, submit_choices
 from tunesmith.serve.sse import DONE, failure, sse, usage_event
@@ -21,6 +28,7 @@ router = APIRouter()
 
 async def create_completion(body: CompletionRequest, request: Request, ctx: Served) -> Any:
     refuse_unsupported(body)
+    require_model(ctx.engine, body.model)
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
     if not prompts:
         raise ApiError(400, "prompt is an empty list", param="prompt")

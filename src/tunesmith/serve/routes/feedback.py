@@ -1,4 +1,5 @@
-"""``POST /v1/feedback``: thumbs, ratings, choices among n answers, rankings and corrections of logged requests.
+"""``POST /v1/feedback``: thumbs, ratings, choices among n answers, rankings, corrections and side-by-side
+comparisons of logged requests.
 
 Stored through the request log (the monitor store); ``tunesmith monitor export-data`` turns them into the
 next round's preference, KTO, reward and SFT data. Feedback on a request the server never answered (or one
@@ -15,10 +16,9 @@ from fastapi import APIRouter, Request
 
 from tunesmith.serve.context import Served, served
 from tunesmith.serve.errors import ApiError
-from tunesmith.serve.protocol import ErrorBody, FeedbackAccepted, FeedbackRequest
+from tunesmith.serve.protocol import ErrorBody, FeedbackAccepted, FeedbackRequest, log_id
 
 router = APIRouter()
-PREFIXES = ("chatcmpl-", "cmpl-")
 
 
 def answers_of(ctx: Served, request_id: str) -> int | None:
@@ -36,7 +36,7 @@ def answers_of(ctx: Served, request_id: str) -> int | None:
 def accept_feedback(body: FeedbackRequest, ctx: Served) -> FeedbackAccepted:
     if not hasattr(ctx.log, "record_feedback"):
         raise ApiError(503, "feedback needs a request log: start the server with --store", "server_error")
-    request_id = next((body.request_id[len(p) :] for p in PREFIXES if body.request_id.startswith(p)), body.request_id)
+    request_id = log_id(body.request_id)
     answers = answers_of(ctx, request_id)
     if answers is None:
         raise ApiError(404, f"no logged request with id '{body.request_id}'", param="request_id", code="not_found")
@@ -50,6 +50,8 @@ def accept_feedback(body: FeedbackRequest, ctx: Served) -> FeedbackAccepted:
         raise ApiError(
             400, f"ranking must list each of the request's {answers} answers once, best first", param="value"
         )
+    if body.kind == "comparison" and answers_of(ctx, value) is None:
+        raise ApiError(404, f"no logged request with id '{body.value}'", param="value", code="not_found")
     stored: Any = {"value": value, "scale": list(body.scale)} if body.kind == "rating" else value
     ctx.log.record_feedback(
         {

@@ -1,0 +1,1 @@
+"""The dashboard's pages (HTML) and its JSON API."""
