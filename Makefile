@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
 	  (command -v apt-get >/dev/null 2>&1 && apt-get install -y -q postgresql >/dev/null 2>&1) || \
 	  echo "note: PostgreSQL is not installed; the PostgreSQL store tests will be skipped"
+	# Chromium (Debian's package, not a browser download) for the dashboard's Playwright tests.
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  (command -v apt-get >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) || \
+	  echo "note: Chromium is not installed; the dashboard's browser tests will be skipped"
 	touch $(STAMP)
 
 quickstart: setup

@@ -196,3 +196,71 @@ def test_metrics_show_the_log_and_the_latest_drift_check(tiny_model_dir: Path, t
         text = c.get("/metrics").text
     assert "tunesmith_request_log_drift_drifted 1" in text and "tunesmith_request_log_drift_alerts 2" in text
     assert "tunesmith_request_log_dropped_total 0" in text and "tunesmith_request_log_queue_depth 0" in text
+
+
+def test_side_by_side_comparison_links_two_logged_requests(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The playground asks two models the same prompt; "A is better" names A's request and B's id as the value.
+    It becomes a preference pair (A over B) and a win and a loss per model in the report."""
+    from tunesmith.monitor.feedback_data import feedback_records
+    from tunesmith.monitor.summary import feedback_by_model
+
+    engine = tiny_engine(tiny_model_dir)
+    store = Store(tmp_path / "monitor.db")
+    writer = StoreWriter(store, WriterSettings(privacy="full"), annotate)
+    chat = {"model": "tiny", "messages": [{"role": "user", "content": "how market dey"}], "max_tokens": 4}
+    with TestClient(create_app(engine, log=writer)) as c:
+        first = c.post("/v1/chat/completions", json=chat).json()["id"]
+        second = c.post("/v1/chat/completions", json={**chat, "temperature": 1.0, "seed": 3}).json()["id"]
+        other = c.post("/v1/chat/completions", json={**chat, "messages": [{"role": "user", "content": "x"}]})
+        post = lambda body: c.post("/v1/feedback", json=body)  # noqa: E731
+        assert post({"request_id": first, "kind": "comparison", "value": second}).status_code == 200
+        assert post({"request_id": second, "kind": "comparison", "value": other.json()["id"]}).status_code == 200
+        for value, status, words in [
+            ("chatcmpl-nope", 404, "no logged request with id 'chatcmpl-nope'"),
+            (first, 400, "same request twice"),
+            (3, 400, "id of the request"),
+        ]:
+            response = post({"request_id": first, "kind": "comparison", "value": value})
+            assert response.status_code == status and words in response.json()["error"]["message"], value
+    writer.close()
+    requests = {r["request_id"]: r for r in store.requests()}
+    feedback = store.feedback()
+    assert [f["value"] for f in feedback] == [second.removeprefix("chatcmpl-"), other.json()["id"][9:]]
+    records, rejects = feedback_records(feedback, requests)
+    answers = {rid: r["response"][0] for rid, r in requests.items()}
+    if answers[first[9:]] == answers[second[9:]]:
+        assert rejects[0]["reason"] == "both answers are the same text"
+    else:
+        pair = records["preference"][0]
+        assert (pair["chosen"], pair["rejected"]) == (answers[first[9:]], answers[second[9:]])
+        assert pair["prompt"] == "how market dey" and pair["rejected_model"] == "tiny"
+    assert rejects[-1]["reason"] == "the compared requests had different prompts"
+    stats = feedback_by_model(list(requests.values()), feedback)["tiny"]
+    assert (stats["wins"], stats["losses"], stats["feedback"]) == (2, 2, 2)
+
+
+def test_comparison_records_from_two_models() -> None:
+    from tunesmith.monitor.feedback_data import records_from
+    from tunesmith.monitor.summary import feedback_by_model
+
+    prompt = [{"role": "user", "content": "Sentiment: I no like am"}]
+    a = {"request_id": "a", "model": "base", "prompt": prompt, "response": ["It is positive."]}
+    b = {"request_id": "b", "model": "tuned", "prompt": prompt, "response": ["negative"]}
+    hashed = {**a, "request_id": "h", "prompt": None, "response": None}
+    made, reason = records_from({"kind": "comparison", "value": "a"}, b, {"a": a, "b": b})
+    assert reason is None and made["preference"] == [
+        {
+            "request_id": "b",
+            "model": "tuned",
+            "prompt": "Sentiment: I no like am",
+            "chosen": "negative",
+            "rejected": "It is positive.",
+            "rejected_model": "base",
+        }
+    ]
+    assert records_from({"kind": "comparison", "value": "gone"}, b, {"b": b})[1] == (
+        "the request it was compared with is not in the log"
+    )
+    assert "only hashes" in str(records_from({"kind": "comparison", "value": "h"}, b, {"h": hashed})[1])
+    by_model = feedback_by_model([a, {**b, "time": 0}], [{"request_id": "b", "kind": "comparison", "value": "a"}])
+    assert (by_model["tuned"]["wins"], by_model["base"]["losses"], by_model["base"].get("wins", 0)) == (1, 1, 0)

@@ -16,7 +16,7 @@ from tunesmith.errors import ConfigError
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 _METHODS: dict[str, type[BaseModel]] = {"lora": LoraMethod, "full": FullMethod, "freeze": FreezeMethod}
-_PATH_FIELDS = ("train", "validation", "test")
+DATA_PATH_FIELDS = ("train", "validation", "test")
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     data = raw.get("data")
     if not isinstance(data, dict):
         return
-    for key in _PATH_FIELDS:
+    for key in DATA_PATH_FIELDS:
         value = data.get(key)
         if isinstance(value, str) and value and not Path(value).is_absolute():
             data[key] = str((base / value).resolve())

@@ -17,11 +17,11 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from tunesmith.config.load import load_config, preset_path
+from tunesmith.config.load import DATA_PATH_FIELDS, load_config, preset_path
 from tunesmith.errors import ConfigError, RunDirError
 from tunesmith.rundir import has_outputs
 
@@ -59,9 +59,12 @@ class Job:
             return "ended"  # started by an earlier dashboard; its exit status is unknown
         return "finished" if self.returncode == 0 else "failed"
 
+    def record(self) -> dict[str, Any]:
+        """The job as saved (everything but the process handle)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "process"}
+
     def public(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if k != "process"}
-        return {**out, "state": self.state}
+        return {**self.record(), "state": self.state}
 
 
 def _pid_runs_tunesmith(pid: int) -> bool:
@@ -101,9 +104,8 @@ class Jobs:
 
     def _save(self, job: Job) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        data = {k: v for k, v in asdict(job).items() if k != "process"}
         tmp = self.folder / f".{job.id}.json"
-        tmp.write_text(json.dumps(data), encoding="utf-8")
+        tmp.write_text(json.dumps(job.record()), encoding="utf-8")
         os.replace(tmp, self.folder / f"{job.id}.json")
 
     def all(self) -> list[Job]:
@@ -142,8 +144,14 @@ class Jobs:
         for text in overrides:
             if "=" not in text:
                 raise ConfigError(f"override '{text}': write KEY=VALUE, e.g. train.lr=2e-4.")
-        sets = [*overrides, f"output_dir={self.runs_root}"]
+        sets = [*(self._absolute(o) for o in overrides), f"output_dir={self.runs_root}"]
         loaded = load_config(path, sets)
+        for key in DATA_PATH_FIELDS:
+            value = getattr(loaded.data, key, None)
+            if isinstance(value, str) and Path(value).is_absolute() and not Path(value).exists():
+                raise ConfigError(
+                    f"data.{key}: {value} does not exist; set data.{key}=PATH (relative to {self.workdir})."
+                )
         run_dir = self.runs_root / loaded.name
         if mode == "new" and has_outputs(run_dir):
             raise RunDirError(
@@ -157,6 +165,16 @@ class Jobs:
         for text in sets:
             argv += ["--set", text]
         return [*argv, *flags], loaded.name
+
+    def _absolute(self, override: str) -> str:
+        """``data.train=examples/x.tsv`` typed on the page means relative to the dashboard's folder, not to the
+        config file (where the loader resolves relative paths): made absolute when that file exists."""
+        key, _, value = override.partition("=")
+        if key.strip().startswith("data.") and value and not Path(value).is_absolute():
+            candidate = self.workdir / value.strip()
+            if candidate.exists():
+                return f"{key}={candidate}"
+        return override
 
     def start(self, config: str | None, preset: str | None, overrides: list[str], mode: Mode = "new") -> Job:
         """Start ``tunesmith run`` in the background (its own process group, output to a log file)."""

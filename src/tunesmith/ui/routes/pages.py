@@ -55,7 +55,9 @@ def run_file(request: Request, name: str, rel: str) -> Any:
     if target is None:
         return Response(f"no file '{rel}' in run '{name}'", status_code=404, media_type="text/plain")
     inline = target.suffix in (".html", ".json", ".jsonl", ".md", ".yaml", ".txt", ".log", ".svg", ".png")
-    headers = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
+    headers = {"X-Content-Type-Options": "nosniff"}
+    if target.suffix in (".html", ".svg"):  # pages the stages wrote, holding data's text: no scripts run in them
+        headers["Content-Security-Policy"] = "sandbox"
     media = {
         ".jsonl": "text/plain; charset=utf-8",
         ".md": "text/plain; charset=utf-8",
