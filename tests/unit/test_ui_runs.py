@@ -295,6 +295,9 @@ def test_guard_refuses_other_hosts_and_cross_site_posts(client) -> None:
     assert r.status_code == 403 and "cross-site" in r.json()["error"]["message"]
     r = client.post("/ui/api/jobs", json={"config": "x"}, headers={"origin": "http://testserver"})
     assert r.status_code == 400  # same origin: reaches the handler (and its own error)
+    # A form another site could post without a preflight (text/plain) is not taken as JSON.
+    r = client.post("/ui/api/jobs", content='{"config": "x"}', headers={"content-type": "text/plain"})
+    assert r.status_code == 400 and "config file" not in r.text
 
 
 def test_the_guard_takes_bracketed_ipv6_and_ports() -> None:

@@ -73,6 +73,7 @@ def templates() -> Jinja2Templates:
     t.env.filters["metric"] = lambda value, key="": fmt(key, value)
     t.env.filters["when"] = _when
     t.env.filters["size"] = _size
+    t.env.filters["short"] = lambda text: "/".join(Path(str(text)).parts[-3:]) if "/" in str(text) else text
     t.env.globals["METRICS"] = METRICS
     return t
 
