@@ -7,6 +7,7 @@ screenshot is saved under ``tests/artifacts/ui/``.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import threading
@@ -88,16 +89,21 @@ def page(browser, request: pytest.FixtureRequest):
 def test_runs_table_lists_filters_and_sorts(dashboard, page) -> None:
     url, _ = dashboard
     page.goto(url + "/")
-    rows = page.locator("#runs tbody tr")
-    playwright.expect(rows).to_have_count(2)
     playwright.expect(page.locator("#runs")).to_contain_text("tiny-lora-b")
     playwright.expect(page.locator("tr[data-name=tiny-lora] .status")).to_have_text("evaluated")
+    playwright.expect(page.locator("tr[data-name=tiny-lora-b] .status")).to_have_text("trained")
     page.fill("#filter", "lora-b")
-    playwright.expect(page.locator("#runs tbody tr:not(.hidden)")).to_have_count(1)
+    playwright.expect(page.locator("tr[data-name=tiny-lora]")).to_be_hidden()
+    playwright.expect(page.locator("tr[data-name=tiny-lora-b]")).to_be_visible()
+    page.select_option("#status-filter", "evaluated")
+    playwright.expect(page.locator("#runs tbody tr:not(.hidden)")).to_have_count(0)
     page.fill("#filter", "")
+    playwright.expect(page.locator("tr[data-name=tiny-lora]")).to_be_visible()
+    page.select_option("#status-filter", "")
     page.click("th[data-key=name]")
+    names = [page.locator("#runs tbody tr").nth(i).get_attribute("data-name") for i in range(2)]
     page.click("th[data-key=name]")  # descending
-    assert page.locator("#runs tbody tr").first.get_attribute("data-name") == "tiny-lora-b"
+    assert page.locator("#runs tbody tr").last.get_attribute("data-name") == names[0]
 
 
 def test_run_page_shows_curves_and_evaluation(dashboard, page) -> None:
@@ -112,6 +118,24 @@ def test_run_page_shows_curves_and_evaluation(dashboard, page) -> None:
     assert page.locator("#report-frame").count() == 1
     page.click("a[href='/runs/tiny-lora/files/config.yaml']")
     playwright.expect(page.locator("body")).to_contain_text("tiny-lora")
+
+
+def test_run_page_curves_update_while_the_run_trains(dashboard, page) -> None:
+    url, root = dashboard
+    run = copy_run(root / "tiny-lora-b", root, "live")
+    shutil.rmtree(run / "eval", ignore_errors=True)
+    (run / "train.json").unlink()
+    lines = [json.dumps({"step": s, "loss": 3.0 - 0.1 * s, "lr": 0.01}) for s in range(1, 4)]
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    page.goto(url + "/runs/live")
+    playwright.expect(page.locator("#run-status")).to_have_text("training")
+    loss = page.locator("#chart-loss")
+    playwright.expect(loss).to_have_attribute("data-points", "3")
+    with (run / "metrics.jsonl").open("a") as fh:  # the trainer logs three more steps and a validation
+        fh.writelines(json.dumps({"step": s, "loss": 3.0 - 0.1 * s}) + "\n" for s in range(4, 7))
+        fh.write(json.dumps({"step": 6, "epoch": 1, "val_loss": 2.6}) + "\n")
+    playwright.expect(loss).to_have_attribute("data-points", "7", timeout=15_000)
+    playwright.expect(loss.locator("path[data-series='validation loss']")).to_have_count(1)
 
 
 def test_compare_two_runs(dashboard, page) -> None:

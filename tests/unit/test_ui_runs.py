@@ -312,3 +312,20 @@ def test_ui_refuses_a_public_host_without_the_flag(tmp_path: Path, monkeypatch: 
 
     monkeypatch.chdir(tmp_path)
     assert main(["ui", "--host", "0.0.0.0"]) == 2
+
+
+def test_drift_series_are_statistics_over_their_thresholds() -> None:
+    from tunesmith.ui.routes.api import drift_series
+
+    def check(t: float, js: float, psi: float) -> dict:
+        report = {
+            "thresholds": {"language_js": 0.1, "length_psi": 0.25},
+            "language": {"js": js},
+            "length": {"chars": {"psi": psi}},
+        }
+        return {"time": t, "report": report}
+
+    series = drift_series([check(1.0, 0.05, 0.5), check(2.0, 0.3, -0.1)])
+    assert series["language mix (JS)"] == [[1.0, pytest.approx(0.5)], [2.0, pytest.approx(3.0)]]
+    assert series["characters per text (PSI)"] == [[1.0, pytest.approx(2.0)], [2.0, pytest.approx(0.4)]]
+    assert "words per text (PSI)" not in series

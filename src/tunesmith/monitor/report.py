@@ -64,16 +64,22 @@ def _traffic_chart(summary: dict[str, Any]) -> str:
     return chart(plots.time_panels, panels, alt="traffic, latency, tokens and language mix over time")
 
 
+def threshold_items(report: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """(label, |statistic|, threshold) for each drift statistic of one check that has a threshold."""
+    thresholds = report.get("thresholds", {})
+    items = []
+    for path, key, label in THRESHOLD_KEYS:
+        value = _at(report, path)
+        if isinstance(value, int | float) and thresholds.get(key):
+            items.append((label, abs(float(value)), float(thresholds[key])))
+    return items
+
+
 def _drift_section(summary: dict[str, Any]) -> str:
     latest = summary["latest_drift"]
     if not latest:
         return '<p class="note">No drift check yet: run <code>tunesmith monitor drift RUN_DIR</code>.</p>'
-    thresholds = latest.get("thresholds", {})
-    items = []
-    for path, key, label in THRESHOLD_KEYS:
-        value = _at(latest, path)
-        if isinstance(value, int | float) and thresholds.get(key):
-            items.append((label, abs(float(value)), float(thresholds[key])))
+    items = threshold_items(latest)
     body = ""
     if latest.get("alerts"):
         body += "".join(f'<p class="warn">{e(a)}</p>' for a in latest["alerts"])

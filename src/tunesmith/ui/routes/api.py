@@ -120,6 +120,17 @@ def playground_serve(body: ServeRun, request: Request) -> Any:
     return ui(request).playground.describe()
 
 
+def drift_series(checks: list[dict[str, Any]]) -> dict[str, list[list[float]]]:
+    """Each drift statistic over the checks, as a multiple of its threshold (over 1: that check alerted on it)."""
+    from tunesmith.monitor.report import threshold_items
+
+    series: dict[str, list[list[float]]] = {}
+    for check in checks:
+        for label, value, threshold in threshold_items(check["report"]):
+            series.setdefault(label, []).append([check["time"], value / threshold])
+    return series
+
+
 def monitor_target(board: Dashboard, name: str | None) -> str | None:
     """The store behind the monitoring page: a run's ``monitor.db``, else the ``--store`` given at start."""
     if name:
@@ -149,13 +160,11 @@ def monitor_summary(request: Request, run: str | None = None) -> Any:
             pass
     try:
         store = board.open_store(target)
+        checks = store.drift_checks()
         summary = summarise(
-            store.requests(),
-            store.feedback(),
-            store.drift_checks(),
-            settings.negative_feedback_rate,
-            settings.min_thumbs,
+            store.requests(), store.feedback(), checks, settings.negative_feedback_rate, settings.min_thumbs
         )
+        summary["drift_series"] = drift_series(checks)
     except Exception as exc:  # a database that is down or unreadable: the page says so and keeps polling
         return problem(503, f"monitor store {target}: {exc}")
     return {"store": target.split("@")[-1], **summary}

@@ -357,6 +357,12 @@ const tsUi = (() => {
         `<tr><td>${esc(m)}</td><td class="n">${st.requests}</td><td class="n">${st.feedback}</td><td class="n">${st.thumbs_up || 0}</td><td class="n">${st.thumbs_down || 0}</td>` +
         `<td class="n">${st.negative_rate === null ? "—" : Math.round(st.negative_rate * 100) + "%"}</td><td class="n">${fmt(st.mean_rating)}</td>` +
         `<td class="n">${st.wins || 0} / ${st.losses || 0}</td><td class="n">${st.correction || 0}</td></tr>`).join("");
+      const drift = Object.entries(s.drift_series || {}).map(([name, points]) => ({ name, points, dots: true }));
+      if (drift.length) {
+        const span = drift.flatMap((d) => d.points.map((p) => p[0]));
+        drift.push({ name: "threshold", points: [[Math.min(...span), 1], [Math.max(...span), 1]], color: "#a33b20", dash: true });
+      }
+      C.lineChart($("#chart-drift"), drift, { title: "Drift statistics ÷ their thresholds (over 1: alert)", time: true, zero: true, height: 220, empty: "no drift checks yet" });
       $("#drift-table").tBodies[0].innerHTML = s.drift_checks.slice().reverse().map((c) =>
         `<tr><td>${new Date(c.time * 1000).toLocaleString()}</td><td class="n">${c.rows}</td><td><span class="badge ${c.drifted ? "failed" : "evaluated"}">${c.drifted ? "drift" : "no drift"}</span></td><td class="small">${c.alerts.map(esc).join("<br>")}</td></tr>`).join("")
         || `<tr><td colspan="4" class="muted">no drift checks yet</td></tr>`;
