@@ -172,6 +172,8 @@ def test_playground_sends_a_prompt_and_records_a_preference(dashboard, page) -> 
     page.goto(url + "/monitor?run=tiny-lora")
     row = page.locator("#feedback-table tbody tr", has_text="tiny-lora")
     playwright.expect(row).to_contain_text("1 / 0")
+    playwright.expect(page.locator("#chart-feedback")).to_have_attribute("data-points", "2")  # a bar per model
+    playwright.expect(page.locator("#chart-feedback")).to_contain_text("tiny-lora")
     assert (root / "tiny-lora" / "monitor.db").is_file()
 
 

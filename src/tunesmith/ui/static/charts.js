@@ -57,7 +57,7 @@ function axes(f, xs, ys, opts) {
     svg.appendChild(el("line", { x1: M.l, x2: W - M.r, y1: sy(t), y2: sy(t), stroke: "#eef0f4" }));
     svg.appendChild(el("text", { x: M.l - 6, y: sy(t) + 4, "text-anchor": "end", "font-size": 11, fill: "#5b6575" }, fmtTick(t)));
   }
-  for (const t of niceTicks(xs[0], xs[1], opts.time ? 4 : 6)) {
+  for (const t of opts.noXTicks ? [] : niceTicks(xs[0], xs[1], opts.time ? 4 : 6)) {
     svg.appendChild(el("line", { x1: sx(t), x2: sx(t), y1: H - M.b, y2: H - M.b + 4, stroke: "#99a" }));
     svg.appendChild(el("text", { x: sx(t), y: H - M.b + 16, "text-anchor": "middle", "font-size": 11, fill: "#5b6575" }, fmtTick(t, opts.time)));
   }
@@ -126,8 +126,13 @@ function stackedBars(container, buckets, opts = {}) {
   const names = opts.names || [...new Set(buckets.flatMap((b) => Object.keys(b.values)))];
   const totals = buckets.map((b) => names.reduce((a, n) => a + (b.values[n] || 0), 0));
   const xs = [buckets[0].x, buckets[buckets.length - 1].x + (opts.width_x || 1)];
-  const { sx, sy } = axes(f, xs, [0, Math.max(1, ...totals) * 1.05], opts);
-  const bw = Math.max(2, (sx(xs[0] + (opts.width_x || 1)) - sx(xs[0])) * 0.85);
+  const { sx, sy } = axes(f, xs, [0, Math.max(1, ...totals) * 1.05], { ...opts, noXTicks: !!opts.labels });
+  const bw = Math.min(opts.labels ? 90 : Infinity, Math.max(2, (sx(xs[0] + (opts.width_x || 1)) - sx(xs[0])) * 0.85));
+  if (opts.labels) {  // categories: a label under each bar instead of numeric ticks
+    buckets.forEach((b, i) => f.svg.appendChild(el("text", {
+      x: sx(b.x) + bw / 2, y: f.H - f.M.b + 16, "text-anchor": "middle", "font-size": 11, fill: "#5b6575",
+    }, opts.labels[i])));
+  }
   buckets.forEach((b) => {
     let base = 0;
     names.forEach((n, i) => {

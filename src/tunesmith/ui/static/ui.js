@@ -357,6 +357,10 @@ const tsUi = (() => {
         `<tr><td>${esc(m)}</td><td class="n">${st.requests}</td><td class="n">${st.feedback}</td><td class="n">${st.thumbs_up || 0}</td><td class="n">${st.thumbs_down || 0}</td>` +
         `<td class="n">${st.negative_rate === null ? "—" : Math.round(st.negative_rate * 100) + "%"}</td><td class="n">${fmt(st.mean_rating)}</td>` +
         `<td class="n">${st.wins || 0} / ${st.losses || 0}</td><td class="n">${st.correction || 0}</td></tr>`).join("");
+      const models = Object.entries(s.by_model);
+      C.stackedBars($("#chart-feedback"), models.map(([m, st], i) => ({
+        x: i, values: { "thumbs up": st.thumbs_up || 0, "thumbs down": st.thumbs_down || 0, "side-by-side wins": st.wins || 0, "side-by-side losses": st.losses || 0, ratings: st.rating || 0, corrections: st.correction || 0 },
+      })), { title: "Feedback per served model", labels: models.map(([m]) => m), height: 200, empty: "no requests yet" });
       const drift = Object.entries(s.drift_series || {}).map(([name, points]) => ({ name, points, dots: true }));
       if (drift.length) {
         const span = drift.flatMap((d) => d.points.map((p) => p[0]));
