@@ -8,6 +8,7 @@ checkpoint folder appears only complete: it is written under a temporary name an
 from __future__ import annotations
 
 import json
+import logging
 import random
 import shutil
 from pathlib import Path
@@ -18,6 +19,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tunesmith.rundir import atomic_directory, sha256_file, write_json
+
+log = logging.getLogger(__name__)
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -77,6 +80,7 @@ def latest_checkpoint(root: Path) -> Path | None:
     for path in sorted(root.glob("step-*"), reverse=True):
         if verify(path):
             return path
+        log.warning("checkpoint %s fails its checksum check (truncated or corrupted): using an earlier one", path)
     return None
 
 
