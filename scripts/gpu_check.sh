@@ -10,10 +10,11 @@
 #   pytest         the unit tests with CUDA visible
 #   sft_vs_trl     bench/sft_vs_trl.py on the GPU (tunesmith's engine vs TRL's SFTTrainer)
 #   dpo_vs_trl     bench/dpo_vs_trl.py on the GPU (LoRA DPO vs TRL's DPOTrainer, HH-RLHF pairs from examples/)
+#   ddp            two-process data parallel through accelerate launch (machines with 2+ GPUs only)
 # SECTIONS="pytest sft_vs_trl" bash scripts/gpu_check.sh runs only those (the model is built when needed).
 # Record the output in docs/benchmarks.md.
 set -uo pipefail
-SECTIONS=${SECTIONS:-"env method_memory step_timing pytest sft_vs_trl dpo_vs_trl"}
+SECTIONS=${SECTIONS:-"env method_memory step_timing pytest sft_vs_trl dpo_vs_trl ddp"}
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-check}
@@ -98,3 +99,14 @@ want sft_vs_trl && timeout 200 $PY bench/sft_vs_trl.py --model $MODEL --ntrex .g
 
 want dpo_vs_trl && timeout 150 $PY bench/dpo_vs_trl.py --model $MODEL --precision bf16 --steps 8 --reps 2 2>&1 \
   | grep -v "^rep " | tee "$OUT/dpo_vs_trl.txt"
+
+# Data parallel over the GPUs with the shipped accelerate config, when the machine has two or more: two
+# processes with grad_accum=1 must log the losses one process logs with grad_accum=2 (as the CPU test checks).
+GPUS=$(nvidia-smi -L 2>/dev/null | wc -l)
+if want ddp && [ "$GPUS" -ge 2 ]; then
+  timeout 200 $PY -m pytest tests/integration/test_distributed.py -q -p no:warnings -p no:cacheprovider \
+    -k accelerate --override-ini "addopts=" 2>&1 | tail -5 | tee "$OUT/ddp.txt"
+  echo "DDP (configs/accelerate/cpu-2proc.yaml, MULTI_GPU launcher) on a $GPUS-GPU machine" | tee -a "$OUT/ddp.txt"
+else
+  echo "ddp: skipped ($GPUS GPU(s); the DDP check needs two or more)"
+fi

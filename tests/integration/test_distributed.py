@@ -1,4 +1,5 @@
-"""Data-parallel training on CPU: two processes under ``torchrun`` equal one process with twice the accumulation.
+"""Data-parallel training on CPU: two processes under ``torchrun`` or ``accelerate launch`` (with the shipped
+``configs/accelerate/cpu-2proc.yaml``) equal one process with twice the accumulation.
 
 Two processes with ``grad_accum=1`` share each optimizer step's two micro-batches; one process with
 ``grad_accum=2`` takes both. The engine normalises by the labelled tokens of the whole step and scales the
@@ -26,20 +27,29 @@ def _losses(run: Path) -> list[float]:
     return [r["loss"] for r in rows if "loss" in r]
 
 
-def _train(config: Path, nproc: int) -> subprocess.CompletedProcess[str]:
+ACCELERATE_CPU = Path(__file__).resolve().parents[2] / "configs" / "accelerate" / "cpu-2proc.yaml"
+
+
+def _train(config: Path, nproc: int, launcher_name: str = "torchrun") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+    launchers = {
+        "torchrun": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)],
+        # the shipped config, as a user runs it (accelerate's own launcher, gloo on CPU)
+        "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_CPU)],
+    }
+    launcher = launchers[launcher_name]
     prefix = launcher if nproc > 1 else [sys.executable]
     cmd = [*prefix, "-m", "tunesmith.cli.main", "train", str(config)]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
-def test_two_processes_equal_one_with_double_accumulation(make_config) -> None:
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_two_processes_equal_one_with_double_accumulation(make_config, launcher: str) -> None:
     common = {"epochs": 1, "max_steps": 4, "lr": 1e-2, "batch_tokens": 256, "precision": "fp32", "log_every": 1}
     runs = {}
     for nproc, accum in ((1, 2), (2, 1)):
         config = make_config(name=f"ddp{nproc}", train={**common, "grad_accum": accum, "threads": 1})
-        done = _train(config, nproc)
+        done = _train(config, nproc, launcher)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         runs[nproc] = Path(yaml.safe_load(config.read_text())["output_dir"]) / f"ddp{nproc}"
 
