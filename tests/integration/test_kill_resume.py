@@ -111,7 +111,9 @@ def test_a_corrupted_newest_checkpoint_is_skipped_with_a_message(make_config, tm
     assert f"checkpoint {kept[-1]} fails its checksum check" in caplog.text
 
 
-def test_a_failed_save_leaves_the_previous_checkpoint_intact(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
+def test_a_failed_save_leaves_the_previous_checkpoint_intact(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
     from tunesmith.train import checkpoint as ckpt
 
     model = torch.nn.Linear(4, 2)

@@ -191,6 +191,8 @@ def test_adapters_load_switch_and_unload_at_run_time(tiny_model_dir: Path, tmp_p
         assert outside.status_code == 403
         bad_name = c.post("/v1/load_lora_adapter", json={"lora_name": "../x", "lora_path": str(adapter)})
         assert bad_name.status_code == 400
+        nul = c.post("/v1/load_lora_adapter", json={"lora_name": "x", "lora_path": "a\u0000b"})  # found by fuzzing
+        assert nul.status_code == 400 and "not a usable path" in nul.json()["error"]["message"]
         assert (
             c.post("/v1/load_lora_adapter", json={"lora_name": "alpha", "lora_path": str(adapter)}).status_code == 200
         )

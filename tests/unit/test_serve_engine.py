@@ -235,3 +235,11 @@ def test_an_engine_shut_down_starts_again(tiny_model_dir: Path) -> None:
         finally:
             engine.shutdown()
         assert result[f"r{round_}"][1] == "length"
+
+
+def test_extreme_temperatures_and_top_p_sample_without_nan() -> None:
+    """Found by the HTTP fuzz test: temperature 5e-324 divided the logits into inf - inf = nan (a 500)."""
+    logits = torch.tensor([[0.5, 2.0, -1.0], [30.0, 30.0, -1e9]])
+    gens = [torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)]
+    assert next_tokens(logits, [5e-324, 1e-300], [1.0, 5e-324], gens) in ([1, 0], [1, 1])
+    assert next_tokens(logits[:1], [2.0], [5e-324], gens[:1]) == [1]  # the tiniest top-p keeps the top token

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from tunesmith.serve.context import Served
 from tunesmith.serve.engine import Engine
-from tunesmith.serve.errors import HANDLERS
+from tunesmith.serve.errors import HANDLERS, drop_unused_422
 from tunesmith.serve.metrics import Metrics, engine_gauges, log_gauges
 from tunesmith.serve.middleware import ApiKeys, BodyLimit, RequestIdAndMetrics
 from tunesmith.serve.requestlog import NullLog, RequestLog
@@ -54,6 +54,8 @@ def create_app(engine: Engine, settings: ServerSettings | None = None, log: Requ
         app.add_exception_handler(exc_type, handler)
     for module in (chat, completions, models, ops, feedback):
         app.include_router(module.router)
+    documented = app.openapi
+    app.openapi = lambda: drop_unused_422(documented())  # type: ignore[method-assign]
     # Added last = outermost: ids and timing see everything, then keys, then the body limit.
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(ApiKeys, hashes=settings.api_key_hashes)

@@ -59,6 +59,37 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("internal server error", "server_error"), 500)
 
 
+MEANINGS = {
+    400: "invalid request (the message names the field)",
+    401: "missing or wrong API key",
+    403: "not allowed by the server's settings",
+    404: "no such model, adapter or logged request",
+    409: "conflicts with the server's state",
+    413: "request body over the server's limit",
+    429: "the queue is full: retry after Retry-After seconds",
+    500: "the model failed on this batch (the server continues)",
+    503: "a part this request needs is not configured",
+    504: "the request ran past the server's timeout",
+}
+ALWAYS = (400, 401, 413, 500)  # any endpoint with a body and behind the API-key and body-limit middleware
+
+
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error statuses a route answers, with the OpenAI error body."""
+    from tunesmith.serve.protocol import ErrorBody
+
+    return {c: {"model": ErrorBody, "description": MEANINGS[c]} for c in sorted({*ALWAYS, *codes})}
+
+
+def drop_unused_422(schema: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI documents 422 for request validation; this server answers those with 400 (OpenAI's shape)."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            if isinstance(operation, dict):
+                operation.get("responses", {}).pop("422", None)
+    return schema
+
+
 HANDLERS = {
     ApiError: _api_error,
     RequestValidationError: _validation_error,

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+MIN_TEMPERATURE = 1e-6  # below this, logits / temperature overflows float32: decode greedily
 REPLACEMENT = "\ufffd"  # what decoding shows for the first bytes of a character split across tokens
 
 
@@ -22,10 +23,11 @@ def next_tokens(
     greedy = logits.argmax(-1).tolist()
     out = []
     for i, temperature in enumerate(temperatures):
-        if temperature <= 0:
+        if temperature < MIN_TEMPERATURE:  # 0 asks for greedy; below float32's range it is greedy in effect
             out.append(int(greedy[i]))
             continue
-        probs = torch.softmax(logits[i] / temperature, dim=-1)
+        # Shifted so the largest logit is 0: a small temperature sends the others to -inf, never to inf - inf.
+        probs = torch.softmax((logits[i] - logits[i].max()) / temperature, dim=-1)
         if top_ps[i] < 1.0:
             probs = nucleus(probs, top_ps[i])
         out.append(int(torch.multinomial(probs, 1, generator=generators[i])))
@@ -36,7 +38,9 @@ def nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     """Keep the most likely tokens whose probabilities sum to ``top_p`` (always at least one); renormalised."""
     ordered, order = probs.sort(descending=True)
     before = ordered.cumsum(-1) - ordered  # mass of the tokens ranked above each one
-    ordered = torch.where(before < top_p, ordered, torch.zeros_like(ordered))
+    keep = before < top_p
+    keep[..., 0] = True  # a top_p too small for float32 (5e-324) still keeps the most likely token
+    ordered = torch.where(keep, ordered, torch.zeros_like(ordered))
     kept = torch.zeros_like(probs).scatter(-1, order, ordered)
     return kept / kept.sum()
 

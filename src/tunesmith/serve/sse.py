@@ -35,3 +35,20 @@ def failure(delta: Delta) -> str | None:
 def usage_event(meta: dict[str, Any], object_name: str, delta: Delta) -> str:
     """The last chunk when ``stream_options.include_usage``: no choices, the token counts."""
     return sse({**meta, "object": object_name, "choices": [], "usage": usage(delta)})
+
+
+# OpenAPI: a 200 is either the JSON completion or, with "stream": true, an event stream of chunks.
+STREAMED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the completion (JSON), or with stream=true its chunks as server-sent events",
+        "content": {
+            "text/event-stream": {  # each event: data is a JSON chunk, or [DONE] at the end
+                "schema": {
+                    "type": "object",
+                    "properties": {"data": {"type": "string"}, "event": {"type": "string"}},
+                    "required": ["data"],
+                }
+            }
+        },
+    }
+}

@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from tunesmith.serve.context import Exchange, Served, request_id, served
 from tunesmith.serve.engine import Delta, SamplingParams
-from tunesmith.serve.errors import ApiError
+from tunesmith.serve.errors import ApiError, documented
 from tunesmith.serve.generation import (
     Stream,
     chat_prompt_ids,
@@ -28,13 +28,12 @@ from tunesmith.serve.protocol import (
     ChatChoice,
     ChatCompletion,
     ChatCompletionRequest,
-    ErrorBody,
     Usage,
 )
-from tunesmith.serve.sse import DONE, HEADERS, failure, sse, usage_event
+from tunesmith.serve.sse import DONE, HEADERS, STREAMED, failure, sse, usage_event
 
 router = APIRouter()
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 404, 413, 429, 504)}
+ERRORS = {**documented(404, 429, 504), **STREAMED}
 Record = Callable[[str, Delta], None]
 
 

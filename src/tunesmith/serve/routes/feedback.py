@@ -15,8 +15,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from tunesmith.serve.context import Served, served
-from tunesmith.serve.errors import ApiError
-from tunesmith.serve.protocol import ErrorBody, FeedbackAccepted, FeedbackRequest, log_id
+from tunesmith.serve.errors import ApiError, documented
+from tunesmith.serve.protocol import FeedbackAccepted, FeedbackRequest, log_id
 
 router = APIRouter()
 
@@ -65,6 +65,6 @@ def accept_feedback(body: FeedbackRequest, ctx: Served) -> FeedbackAccepted:
     return FeedbackAccepted(request_id=request_id, kind=body.kind)
 
 
-@router.post("/v1/feedback", response_model=FeedbackAccepted, responses={c: {"model": ErrorBody} for c in (400, 404)})
+@router.post("/v1/feedback", response_model=FeedbackAccepted, responses=documented(404, 503))
 async def feedback(body: FeedbackRequest, request: Request) -> Any:
     return accept_feedback(body, served(request))

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tunesmith.errors import ServeError
 from tunesmith.serve.context import Served, served
-from tunesmith.serve.errors import ApiError
+from tunesmith.serve.errors import ApiError, documented
 from tunesmith.serve.protocol import LoadAdapter, ModelCard, ModelList, UnloadAdapter
 
 router = APIRouter()
@@ -29,7 +29,10 @@ def allowed_path(ctx: Served, raw: str) -> Path:
         raise ApiError(
             403, "adapter loading is off; start the server with --adapter-root DIR to allow it", "permission_error"
         )
-    path = Path(raw).expanduser().resolve()
+    try:
+        path = Path(raw).expanduser().resolve()
+    except (ValueError, OSError, RuntimeError) as exc:  # a NUL byte, a loop of links, an unknown ~user
+        raise ApiError(400, f"lora_path is not a usable path ({exc})", param="lora_path") from None
     if not any(path.is_relative_to(root.resolve()) for root in roots):
         raise ApiError(
             403, f"lora_path must be inside {', '.join(map(str, roots))}", "permission_error", param="lora_path"
@@ -61,16 +64,16 @@ async def unload_adapter(body: UnloadAdapter, ctx: Served) -> dict[str, Any]:
     return {"status": "unloaded", "name": body.lora_name}
 
 
-@router.get("/v1/models", response_model=ModelList)
+@router.get("/v1/models", response_model=ModelList, responses=documented())
 async def models(request: Request) -> ModelList:
     return list_models(served(request))
 
 
-@router.post("/v1/load_lora_adapter")
+@router.post("/v1/load_lora_adapter", responses=documented(403))
 async def load(body: LoadAdapter, request: Request) -> dict[str, Any]:
     return await load_adapter(body, served(request))
 
 
-@router.post("/v1/unload_lora_adapter")
+@router.post("/v1/unload_lora_adapter", responses=documented(404, 409))
 async def unload(body: UnloadAdapter, request: Request) -> dict[str, Any]:
     return await unload_adapter(body, served(request))

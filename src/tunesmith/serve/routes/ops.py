@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
 from tunesmith.serve.context import served
+from tunesmith.serve.errors import documented
 
 router = APIRouter()
 
@@ -24,6 +25,6 @@ async def health(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+@router.get("/metrics", response_class=PlainTextResponse, responses=documented())
 async def metrics(request: Request) -> PlainTextResponse:
     return PlainTextResponse(served(request).metrics.render(), media_type="text/plain; version=0.0.4")

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tunesmith.errors import TunesmithError
+from tunesmith.serve.errors import documented, error_body
 from tunesmith.ui import runs
 from tunesmith.ui.app import Dashboard
 
@@ -21,7 +22,9 @@ def ui(request: Request) -> Dashboard:
 
 
 def problem(status: int, message: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "field": field}}, status_code=status)
+    """An error in the serving API's shape (``{"error": {"message", "type", "param", "code"}}``)."""
+    kind = {404: "not_found_error", 409: "conflict_error", 503: "server_error"}.get(status, "invalid_request_error")
+    return JSONResponse(error_body(message, kind, field), status_code=status)
 
 
 def _run(request: Request, name: str) -> Path | JSONResponse:
@@ -37,7 +40,7 @@ def list_runs(request: Request) -> Any:
     return {"runs_root": str(board.runs_root), "runs": [{**r, "job": jobs.get(r["name"])} for r in rows]}
 
 
-@router.get("/runs/{name}/metrics")
+@router.get("/runs/{name}/metrics", responses=documented(404))
 def run_metrics(request: Request, name: str, offset: int = 0) -> Any:
     """New ``metrics.jsonl`` lines since ``offset``, the run's status and its job (with the log's end)."""
     path = _run(request, name)
@@ -63,7 +66,7 @@ class StartRun(BaseModel):
     mode: Literal["new", "resume", "overwrite"] = "new"
 
 
-@router.post("/jobs", status_code=201)
+@router.post("/jobs", status_code=201, responses=documented())
 def start_job(body: StartRun, request: Request) -> Any:
     try:
         job = ui(request).jobs.start(body.config or None, body.preset or None, body.overrides, body.mode)
@@ -77,7 +80,7 @@ def list_jobs(request: Request) -> Any:
     return {"jobs": [j.public() for j in ui(request).jobs.all()]}
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", responses=documented(404))
 def get_job(request: Request, job_id: str) -> Any:
     board = ui(request)
     job = board.jobs.get(job_id)
@@ -86,7 +89,7 @@ def get_job(request: Request, job_id: str) -> Any:
     return {**job.public(), "log_tail": board.jobs.log_tail(job)}
 
 
-@router.post("/jobs/{job_id}/stop")
+@router.post("/jobs/{job_id}/stop", responses=documented(404))
 def stop_job(request: Request, job_id: str) -> Any:
     try:
         return ui(request).jobs.stop(job_id).public()
@@ -105,7 +108,7 @@ class ServeRun(BaseModel):
     run: str = Field(max_length=128)
 
 
-@router.post("/playground", status_code=202)
+@router.post("/playground", status_code=202, responses=documented(404, 409))
 def playground_serve(body: ServeRun, request: Request) -> Any:
     """Load a run into the playground (in the background; poll ``GET /ui/api/playground``)."""
     path = _run(request, body.run)
@@ -139,7 +142,7 @@ def monitor_target(board: Dashboard, name: str | None) -> str | None:
     return board.store
 
 
-@router.get("/monitor")
+@router.get("/monitor", responses=documented(404, 503))
 def monitor_summary(request: Request, run: str | None = None) -> Any:
     """The monitor report's summary (traffic, latency, languages, drift, feedback per model) as JSON."""
     from tunesmith.config.schema import MonitorConfig
