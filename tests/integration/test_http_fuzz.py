@@ -23,6 +23,16 @@ EXAMPLES = 40  # generated requests per operation
 def fuzz(app, rewrite=None, allowed_5xx: frozenset[int] = frozenset()) -> dict[str, Counter]:
     """Run every operation of ``app``'s schema; the status codes seen per operation. Fails on any violation,
     including a 5xx other than ``allowed_5xx`` (documented states such as "no request log configured")."""
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    seen: dict[str, Counter] = {}
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        seen[operation.label] = exercise(operation, rewrite, allowed_5xx)
+    return seen
+
+
+def exercise(operation, rewrite, allowed_5xx: frozenset[int]) -> Counter:
+    """:data:`EXAMPLES` generated requests to one operation, each answer checked; the status codes seen."""
     from hypothesis import HealthCheck, given, settings
     from schemathesis.specs.openapi.checks import (
         content_type_conformance,
@@ -31,28 +41,24 @@ def fuzz(app, rewrite=None, allowed_5xx: frozenset[int] = frozenset()) -> dict[s
     )
 
     checks = [status_code_conformance, content_type_conformance, response_schema_conformance]
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    seen: dict[str, Counter] = {}
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        statuses = seen.setdefault(operation.label, Counter())
+    statuses: Counter = Counter()
 
-        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        @given(case=operation.as_strategy())
-        def run(case) -> None:
-            if rewrite is not None:
-                rewrite(case, sum(statuses.values()))
-            response = case.call()
-            statuses[response.status_code] += 1
-            assert response.status_code < 500 or response.status_code in allowed_5xx, response.text
-            case.validate_response(response, checks=checks)
-            assert "Traceback" not in response.text
-            if response.status_code >= 400:
-                error = json.loads(response.text).get("error") or {}
-                assert isinstance(error.get("message"), str) and error["message"].strip(), response.text
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(case=operation.as_strategy())
+    def run(case) -> None:
+        if rewrite is not None:
+            rewrite(case, sum(statuses.values()))
+        response = case.call()
+        statuses[response.status_code] += 1
+        assert response.status_code < 500 or response.status_code in allowed_5xx, response.text
+        case.validate_response(response, checks=checks)
+        assert "Traceback" not in response.text
+        if response.status_code >= 400:
+            error = json.loads(response.text).get("error") or {}
+            assert isinstance(error.get("message"), str) and error["message"].strip(), response.text
 
-        run()
-    return seen
+    run()
+    return statuses
 
 
 def test_the_serving_api_under_generated_requests(tiny_model_dir: Path, tmp_path: Path) -> None:
