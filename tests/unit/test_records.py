@@ -112,7 +112,7 @@ def test_openai_and_sharegpt_messages_become_one_shape() -> None:
         ([{"role": "system", "content": "s"}], "no user turn"),
         (
             [{"role": "user", "content": "q"}, {"role": "user", "content": "q2"}],
-            "message 2: expected a assistant turn after a user turn, got user",
+            "message 2: expected an assistant turn after a user turn, got user",
         ),
         (
             [{"role": "user", "content": "q"}, {"role": "system", "content": "s"}],

@@ -19,6 +19,45 @@ _METHODS: dict[str, type[BaseModel]] = {"lora": LoraMethod, "full": FullMethod, 
 DATA_PATH_FIELDS = ("train", "validation", "test")
 
 
+MAX_YAML_VALUES = 100_000  # values a config may expand to, aliases counted at each use ("billion laughs")
+
+
+def _expanded(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values ``node`` becomes once every alias is expanded (each shared node counted once per use)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a node that contains itself (a recursive alias) counts once
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded(k, memo) + _expanded(v, memo) for k, v in node.value)
+    else:
+        size = 1
+    memo[id(node)] = size
+    return size
+
+
+def safe_yaml(text: str, source: str = "config") -> Any:
+    """``yaml.safe_load`` that refuses documents expanding to more than :data:`MAX_YAML_VALUES` values through
+    anchors and aliases, or nested too deeply to read, with a ConfigError instead of hanging or crashing."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded(node, {})
+        if size > MAX_YAML_VALUES:
+            raise ConfigError(
+                f"{source}: expands to {size:,} values through YAML anchors and aliases (more than "
+                f"{MAX_YAML_VALUES:,}); write the values out instead of aliasing them."
+            )
+        return loader.construct_document(node)
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to read (lists or mappings inside each other).") from None
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping; a syntax error names the file, line and column."""
     if not path.is_file():
@@ -27,7 +66,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
             f"`tunesmith config eject {preset_names()[0]} {path}`."
         )
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the config as UTF-8.") from None
+    try:
+        raw = safe_yaml(text, str(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -46,7 +89,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not parts:
         raise ConfigError(f"--set {text!r}: the key is empty.")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
+        parsed = safe_yaml(value, f"--set {key.strip()}") if value.strip() else ""
     except yaml.YAMLError:
         parsed = value
     if isinstance(parsed, str):  # YAML 1.1 reads 1e-4 (no dot) as a string

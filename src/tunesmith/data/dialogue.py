@@ -75,7 +75,8 @@ def check_turn_order(messages: list[dict[str, str]]) -> None:
         if roles[i] == "system":
             raise ValueError(f"message {i + 1}: a system prompt is only allowed as the first message")
         after = f"after a {roles[i - 1]} turn" if i > start else "first (after any system prompt)"
-        raise ValueError(f"message {i + 1}: expected a {expected} turn {after}, got {roles[i]}")
+        article = "an" if expected == "assistant" else "a"
+        raise ValueError(f"message {i + 1}: expected {article} {expected} turn {after}, got {roles[i]}")
     if roles[-1] != "assistant":
         raise ValueError(f"the conversation ends with a {roles[-1]} turn; training needs it to end with the assistant")
 

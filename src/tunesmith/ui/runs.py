@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from tunesmith.config.load import safe_yaml
+from tunesmith.errors import ConfigError
 from tunesmith.eval.htmlkit import GENERATION, HEADLINE, METRICS, with_generation
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -32,8 +34,8 @@ def _json(path: Path) -> dict[str, Any] | None:
 
 def _config(run_dir: Path) -> dict[str, Any]:
     try:
-        value = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        value = safe_yaml((run_dir / "config.yaml").read_text(encoding="utf-8"), str(run_dir / "config.yaml"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ConfigError):  # a copied-in run dir may hold anything
         return {}
     return value if isinstance(value, dict) else {}
 
