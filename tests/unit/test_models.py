@@ -99,3 +99,20 @@ def test_pickle_weights_are_refused_unless_trusted(tiny_model_dir, tmp_path) -> 
     model, _ = load_model(str(folder), trust_pickle=True)
     assert sum(p.numel() for p in model.parameters()) > 0
     load_model(str(tiny_model_dir))  # safetensors load as before
+
+
+def test_a_model_folder_that_ships_its_own_code_is_refused(tiny_model_dir, tmp_path) -> None:
+    """``auto_map`` in config.json is what transformers' trust_remote_code would import and run."""
+    import json
+    import shutil
+
+    folder = tmp_path / "custom"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "modeling_evil.py").write_text("raise SystemExit('this code must never run')\n")
+    with pytest.raises(ModelError, match="modeling_evil.*does not run code from model files"):
+        load_model(str(folder))
+    with pytest.raises(ModelError, match="trust_remote_code"):
+        resolve(str(folder))

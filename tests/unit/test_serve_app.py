@@ -242,3 +242,12 @@ def test_a_failing_forward_fails_its_batch_with_500_and_the_server_goes_on(tiny_
         assert failed.status_code == 500 and "out of memory (simulated)" in failed.json()["error"]["message"]
         assert c.post("/v1/chat/completions", json=CHAT).status_code == 200
         assert "tunesmith_errors_total 1" in c.get("/metrics").text
+
+
+def test_seeds_at_the_edges_of_64_bits(client) -> None:
+    """Found by the HTTP fuzz test: a seed past 64 bits overflowed the generator and raised out of the handler."""
+    edge = {**CHAT, "temperature": 1.0, "max_tokens": 3}
+    assert client.post("/v1/chat/completions", json={**edge, "seed": 2**64 - 1, "n": 2}).status_code == 200
+    assert client.post("/v1/chat/completions", json={**edge, "seed": -(2**63)}).status_code == 200
+    response = client.post("/v1/chat/completions", json={**edge, "seed": 2**70})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "seed"

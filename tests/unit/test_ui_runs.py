@@ -200,6 +200,8 @@ def test_jobs_refuse_bad_starts_with_the_reason(tmp_path: Path, make_config) -> 
     jobs = Jobs(tmp_path / "r", tmp_path, python=sys.executable)
     with pytest.raises(ConfigError, match="not found"):
         jobs.command("nope.yaml", None, [], "new")
+    with pytest.raises(ConfigError, match="not a usable path"):  # found by the HTTP fuzz test
+        jobs.command("a\x00b.yaml", None, [], "new")
     with pytest.raises(ConfigError, match="one of the two"):
         jobs.command(str(config), "sentiment-lora", [], "new")
     with pytest.raises(ConfigError, match="KEY=VALUE"):

@@ -73,6 +73,25 @@ def resolve(base: str, gguf_file: str | None = None, trust_pickle: bool = False)
     return replace(_resolve(base, gguf_file), trust_pickle=trust_pickle)
 
 
+def refuse_remote_code(directory: Path) -> None:
+    """A model folder whose config names its own Python modelling code (``auto_map``, what transformers'
+    ``trust_remote_code`` would import and run) is refused: tunesmith never executes code from model files."""
+    import json
+
+    try:
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # unreadable: transformers says so when it loads it
+    if isinstance(config, dict) and config.get("auto_map"):
+        modules = sorted({str(v).split(".")[0] for v in config["auto_map"].values() if isinstance(v, str)})
+        raise ModelError(
+            f"{directory}: its config.json loads its own modelling code ({', '.join(modules) or 'auto_map'}), "
+            "which would run as Python on this machine (transformers' trust_remote_code). tunesmith does not run "
+            "code from model files; use a model whose architecture transformers ships (Llama, Mistral, Qwen2, "
+            "Gemma, Phi, BERT...), or convert the weights to one."
+        )
+
+
 def _resolve(base: str, gguf_file: str | None) -> ModelSource:
     reg = registry()
     if base in reg:
@@ -90,6 +109,8 @@ def _resolve(base: str, gguf_file: str | None) -> ModelSource:
     if path.is_file() and path.suffix == ".gguf":
         return ModelSource(path.stem, path.parent, path.name)
     if path.is_dir():
+        if (path / "config.json").is_file():
+            refuse_remote_code(path)
         if gguf_file or (path / "config.json").is_file():
             return ModelSource(path.name, path, gguf_file)
         ggufs = sorted(p.name for p in path.glob("*.gguf"))

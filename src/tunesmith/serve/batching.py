@@ -117,7 +117,9 @@ class BatchingEngine:
         params = request.params
         generator = None
         if params.temperature > 0:
-            generator = torch.Generator().manual_seed(params.seed if params.seed is not None else secrets.randbits(63))
+            # n > 1 seeds its answers seed, seed + 1...: wrap into the generator's 64 bits
+            seed = params.seed % (1 << 64) if params.seed is not None else secrets.randbits(63)
+            generator = torch.Generator().manual_seed(seed)
         deadline = time.monotonic() + request.timeout_s if request.timeout_s else None
         row = _Row(request, sink, TextTail(self.tokenizer, params.stop), generator, deadline)
         with self._cond:

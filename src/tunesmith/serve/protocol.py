@@ -26,7 +26,7 @@ class _Request(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), lt=2**64)  # what a 64-bit generator takes
     user: str | None = Field(default=None, max_length=256)
     logprobs: bool | int | None = None
 

@@ -137,8 +137,12 @@ class Jobs:
         run's name. Raises ConfigError (with the loader's message) or RunDirError (the run exists)."""
         if bool(config) == bool(preset):
             raise ConfigError("start a run from a config file or from a preset (one of the two).")
-        path = preset_path(preset) if preset else (self.workdir / str(config)).resolve()
-        if not path.is_file():
+        try:
+            path = preset_path(preset) if preset else (self.workdir / str(config)).resolve()
+            found = path.is_file()
+        except (ValueError, OSError) as exc:  # a NUL byte, a name too long for the file system
+            raise ConfigError(f"config file {config!r}: not a usable path ({exc}).") from None
+        if not found:
             raise ConfigError(f"config file {config} not found (paths are relative to {self.workdir}).")
         overrides = [o.strip() for o in overrides if o.strip()]
         for text in overrides:
