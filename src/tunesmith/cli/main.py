@@ -17,6 +17,7 @@ from tunesmith.cli.common import OverwriteOpt, ResumeOpt, SetOpt, console
 from tunesmith.cli.common import load as _load
 from tunesmith.cli.common import quiet_libraries as _quiet_libraries
 from tunesmith.cli.monitor import monitor_app
+from tunesmith.cli.tune import tune_cmd
 from tunesmith.cli.ui import ui_cmd
 from tunesmith.errors import ConfigError, TunesmithError
 
@@ -32,6 +33,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
 app.add_typer(monitor_app, name="monitor")
 app.command("ui")(ui_cmd)
+app.command("tune")(tune_cmd)
 
 
 def _mode(resume: bool, overwrite: bool) -> Any:

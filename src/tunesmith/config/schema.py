@@ -22,6 +22,7 @@ from tunesmith.config.data import (  # noqa: F401  (re-exported: the data sectio
     converted_kind,
 )
 from tunesmith.config.eval import EvalConfig
+from tunesmith.config.hpo import HpoConfig
 from tunesmith.config.monitor import DriftThresholds
 from tunesmith.config.section import Section
 from tunesmith.train.ppo.config import PPOConfig
@@ -350,6 +351,7 @@ class RunConfig(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Stage 5: evaluation.")
     export: ExportConfig = Field(default_factory=ExportConfig, description="Stage 6: exports after evaluation.")
     monitor: MonitorConfig = Field(default_factory=MonitorConfig, description="Stage 7: drift and feedback.")
+    hpo: HpoConfig = Field(default_factory=HpoConfig, description="`tunesmith tune`: the hyperparameter search.")
 
     @field_validator("method", mode="before")
     @classmethod

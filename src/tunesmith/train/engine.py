@@ -29,7 +29,7 @@ import torch
 from tunesmith.config.schema import TrainConfig
 from tunesmith.errors import TrainingError
 from tunesmith.train import checkpoint as ckpt
-from tunesmith.train import distributed
+from tunesmith.train import distributed, hooks
 from tunesmith.train.batching import collate, labelled_tokens, token_budget_batches
 from tunesmith.train.losses import l2sp_penalty
 from tunesmith.train.optim import build_optimizer, build_scheduler
@@ -239,6 +239,9 @@ def fit(
                     event="early stop",
                     reason=f"no validation improvement in {config.early_stopping} evaluations",
                 )
+        if hooks.report_validation(state.step, {"val_loss": val, **stats}) and not state.stopped_early:
+            state.stopped_early = True
+            record(step=state.step, event="pruned", reason="the hyperparameter search stopped this weak trial")
 
     def guard(losses: list[float]) -> None:
         """Stop every process together when any process saw a non-finite loss in this step."""

@@ -1,0 +1,1 @@
+"""``tunesmith tune``: hyperparameter search with Optuna, every trial a normal run directory."""
