@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tunesmith.monitor.redact import redact
-from tunesmith.monitor.store import Store, store_url
+from tunesmith.monitor.store import VERSION_TABLE, Store, store_url
 from tunesmith.monitor.writer import StoreWriter, WriterSettings, to_row, user_text
 from tunesmith.serve.app import create_app
 
@@ -58,7 +58,8 @@ def test_migrations_create_the_schema_the_code_uses_and_reopen_idempotently(tmp_
     store = Store(tmp_path / "m.db")
     assert store.revision == "0001" and store.url == store_url(tmp_path / "m.db")
     with store.engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), metadata)
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        diff = compare_metadata(context, metadata)
     assert diff == []
     store.add([to_row(ENTRY, "full", annotate)])
     again = Store(tmp_path / "m.db")
@@ -264,3 +265,31 @@ def test_comparison_records_from_two_models() -> None:
     assert "only hashes" in str(records_from({"kind": "comparison", "value": "h"}, b, {"h": hashed})[1])
     by_model = feedback_by_model([a, {**b, "time": 0}], [{"request_id": "b", "kind": "comparison", "value": "a"}])
     assert (by_model["tuned"]["wins"], by_model["base"]["losses"], by_model["base"].get("wins", 0)) == (1, 1, 0)
+
+
+def test_the_store_shares_a_database_with_an_optuna_study(tmp_path: Path) -> None:
+    """Found when the HPO and monitor tests shared one PostgreSQL database: both used Alembic's default
+    version table, so the store read Optuna's schema revision and refused to open."""
+    optuna = pytest.importorskip("optuna")
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    optuna.create_study(study_name="s", storage=url)
+    store = Store(url)
+    store.add([{**to_row(ENTRY, "full", annotate), "request_id": "a"}])
+    assert store.counts()["requests"] == 1
+    optuna.load_study(study_name="s", storage=url)  # and Optuna still opens its study
+    assert Store(url).revision == store.revision
+
+
+def test_a_store_made_before_its_own_version_table_is_adopted(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    Store(path).add([{**to_row(ENTRY, "full", annotate), "request_id": "a"}])
+    db = sqlite3.connect(path)  # rewrite it as stores were written before: Alembic's default table name
+    db.execute("ALTER TABLE tunesmith_monitor_version RENAME TO alembic_version")
+    db.commit()
+    db.close()
+    store = Store(path)
+    assert store.revision == "0001" and store.counts()["requests"] == 1
+    tables = {r[0] for r in sqlite3.connect(path).execute("select name from sqlite_master where type='table'")}
+    assert "alembic_version" not in tables and "tunesmith_monitor_version" in tables

@@ -19,6 +19,11 @@ from tunesmith.errors import ConfigError
 from tunesmith.monitor.schema import drift_checks, feedback, requests
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The monitor's own Alembic version table: the default name (alembic_version) is shared by every Alembic user of a
+# database, so a store in the same database as an Optuna study (which keeps its schema version there too) would
+# read the other's revision and refuse to start.
+VERSION_TABLE = "tunesmith_monitor_version"
+LEGACY_VERSION_TABLE = "alembic_version"  # stores made before 2026-11-27
 
 
 def store_url(target: str | Path) -> str:
@@ -42,9 +47,33 @@ def migrate(engine: Engine) -> str:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        _adopt_legacy_version(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
-        return str(MigrationContext.configure(connection).get_current_revision())
+        return str(
+            MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+        )
+
+
+def _adopt_legacy_version(connection: Any) -> None:
+    """A store written before the monitor had its own version table recorded its revision in ``alembic_version``:
+    move it over (and drop that table when the monitor's revision was all it held)."""
+    from sqlalchemy import inspect, text
+
+    tables = set(inspect(connection).get_table_names())
+    if VERSION_TABLE in tables or LEGACY_VERSION_TABLE not in tables or "requests" not in tables:
+        return
+    from alembic.script import ScriptDirectory
+
+    ours = {r.revision for r in ScriptDirectory(str(MIGRATIONS)).walk_revisions()}
+    rows = [r[0] for r in connection.execute(text(f"SELECT version_num FROM {LEGACY_VERSION_TABLE}"))]
+    mine = [r for r in rows if r in ours]
+    if not mine:
+        return
+    connection.execute(text(f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
+    connection.execute(text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:v)"), {"v": mine[0]})
+    if len(mine) == len(rows):
+        connection.execute(text(f"DROP TABLE {LEGACY_VERSION_TABLE}"))
 
 
 def _json(value: Any) -> str:
