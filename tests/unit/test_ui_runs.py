@@ -158,7 +158,24 @@ def wait_for(predicate, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def test_jobs_start_stop_and_survive_a_restart(tmp_path: Path, make_config, fake_python: str) -> None:
+@pytest.mark.parametrize("ignored", [False, True], ids=["sigint-default", "sigint-ignored-by-the-shell"])
+def test_jobs_start_stop_and_survive_a_restart(tmp_path: Path, make_config, fake_python: str, ignored: bool) -> None:
+    """Also when the dashboard itself ignores SIGINT (started with `&` from a script): its jobs must not."""
+    import signal
+
+    from tunesmith.ui.jobs import Jobs
+
+    if ignored:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            _start_stop(tmp_path, make_config, fake_python)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return
+    _start_stop(tmp_path, make_config, fake_python)
+
+
+def _start_stop(tmp_path: Path, make_config, fake_python: str) -> None:
     from tunesmith.ui.jobs import Jobs
 
     config = make_config(name="job-a")

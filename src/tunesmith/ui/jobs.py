@@ -207,6 +207,7 @@ class Jobs:
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
                     env=env,
+                    preexec_fn=_interruptible,
                 )
             job = Job(job_id, run, argv, str(log), process.pid, time.time(), process=process)
             self._jobs[job_id] = job
@@ -252,6 +253,13 @@ class Jobs:
         except OSError:
             return ""
         return "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n"))
+
+
+def _interruptible() -> None:
+    """In the child, before it runs: Ctrl-C (SIGINT) back to its default. A dashboard started in the background by
+    a shell ignores SIGINT, children inherit that, and Python then never turns SIGINT into KeyboardInterrupt: Stop
+    would fall through to SIGKILL without the run's own "interrupted" handling."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _signal(pid: int, sig: int) -> None:
