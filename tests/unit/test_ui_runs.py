@@ -163,8 +163,6 @@ def test_jobs_start_stop_and_survive_a_restart(tmp_path: Path, make_config, fake
     """Also when the dashboard itself ignores SIGINT (started with `&` from a script): its jobs must not."""
     import signal
 
-    from tunesmith.ui.jobs import Jobs
-
     if ignored:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
