@@ -31,7 +31,7 @@ from tunesmith.eval.htmlkit import (
     with_generation,
 )
 
-__all__ = ["compare_runs", "render_compare_html"]
+__all__ = ["compare_runs", "render_compare_html", "train_file_name"]
 
 # Metrics charted together: the rows that have the first share one figure, one panel per metric.
 _CHARTS = (("accuracy", "macro_f1"), ("perplexity",), ("chrf", "bleu"))
@@ -41,12 +41,17 @@ def _read(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+def train_file_name(manifest: dict[str, Any]) -> str | None:
+    """The training data's file (or dataset) name as the data manifest records its input."""
+    source = (manifest.get("inputs") or {}).get("train") or {}
+    return Path(str(source.get("path") or source.get("dataset") or "")).name or None
+
+
 def _data(run_dir: Path) -> tuple[str | None, str | None]:
     """The training data as a reader knows it (file name and rows kept) and the prepared split's hash."""
     manifest = _read(run_dir / "data" / "manifest.json") or {}
-    source = (manifest.get("inputs") or {}).get("train") or {}
     split = (manifest.get("splits") or {}).get("train") or {}
-    name = Path(str(source.get("path") or source.get("dataset") or "")).name or None
+    name = train_file_name(manifest)
     if name and split.get("rows") is not None:
         name = f"{name} ({split['rows']:,} rows)"
     sha = split.get("sha256")

@@ -51,10 +51,6 @@ class Dashboard:
                 self._stores[target] = Store(target)
             return self._stores[target]
 
-    def close(self) -> None:
-        for store in self._stores.values():
-            store.close()
-
 
 def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "—"

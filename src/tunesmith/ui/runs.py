@@ -17,6 +17,7 @@ import yaml
 
 from tunesmith.config.load import safe_yaml
 from tunesmith.errors import ConfigError
+from tunesmith.eval.compare import train_file_name
 from tunesmith.eval.htmlkit import GENERATION, HEADLINE, METRICS, with_generation
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -102,12 +103,6 @@ def headline(report: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _data_name(manifest: dict[str, Any]) -> str | None:
-    source = (manifest.get("inputs") or {}).get("train") or {}
-    name = Path(str(source.get("path") or source.get("dataset") or "")).name
-    return name or None
-
-
 def top_languages(manifest: dict[str, Any], most: int = 3, share: float = 0.05) -> list[str]:
     """The training split's main languages (each at least ``share`` of its rows), most common first."""
     counts = (manifest.get("languages") or {}).get("train")
@@ -118,12 +113,21 @@ def top_languages(manifest: dict[str, Any], most: int = 3, share: float = 0.05) 
     return [k for v, k in ranked if total and v / total >= share][:most]
 
 
-def summary_row(run_dir: Path, now: float | None = None) -> dict[str, Any]:
-    """One row of the runs table."""
-    config = _config(run_dir)
-    manifest = _json(run_dir / "data" / "manifest.json") or {}
-    training = _json(run_dir / "train.json") or {}
-    report = _json(run_dir / "eval" / "report.json")
+def _files(run_dir: Path) -> dict[str, Any]:
+    """The run's config, data manifest, training summary and evaluation report, each read once."""
+    return {
+        "config": _config(run_dir),
+        "manifest": _json(run_dir / "data" / "manifest.json"),
+        "training": _json(run_dir / "train.json"),
+        "report": _json(run_dir / "eval" / "report.json"),
+    }
+
+
+def summary_row(run_dir: Path, now: float | None = None, files: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One row of the runs table (from ``files`` when the caller has read them already)."""
+    files = files or _files(run_dir)
+    config, report = files["config"], files["report"]
+    manifest, training = files["manifest"] or {}, files["training"] or {}
     method, train, model = (_section(config, key) for key in ("method", "train", "model"))
     rows = (manifest.get("splits") or {}).get("train", {}).get("rows")
     return {
@@ -131,7 +135,7 @@ def summary_row(run_dir: Path, now: float | None = None) -> dict[str, Any]:
         "base": model.get("base") or training.get("base"),
         "method": method.get("name", "lora"),
         "objective": train.get("objective", "sft"),
-        "data": _data_name(manifest),
+        "data": train_file_name(manifest),
         "train_rows": rows,
         "languages": top_languages(manifest),
         "status": status(run_dir, now),
@@ -142,6 +146,12 @@ def summary_row(run_dir: Path, now: float | None = None) -> dict[str, Any]:
         "modified": max((p.stat().st_mtime for p in run_dir.iterdir()), default=run_dir.stat().st_mtime),
         "served": (run_dir / "monitor.db").is_file(),
     }
+
+
+def with_jobs(rows: list[dict[str, Any]], jobs: list[Any]) -> list[dict[str, Any]]:
+    """Each row with its run's newest job (``jobs`` newest first, as :meth:`Jobs.all` lists them)."""
+    latest = {j.run: j.public() for j in reversed(jobs)}
+    return [{**r, "job": latest.get(r["name"])} for r in rows]
 
 
 def list_runs(root: Path, now: float | None = None) -> list[dict[str, Any]]:
@@ -213,15 +223,16 @@ def artifact_path(run_dir: Path, rel: str) -> Path | None:
 
 def run_page(run_dir: Path) -> dict[str, Any]:
     """Everything the run page shows that is not fetched live."""
-    report = _json(run_dir / "eval" / "report.json")
+    files = _files(run_dir)
+    report = files["report"]
     models = with_generation(report) if report else {}
     return {
-        **summary_row(run_dir),
+        **summary_row(run_dir, files=files),
         "eval_keys": [k for k in (*HEADLINE, *GENERATION) if any(m.get(k) is not None for m in models.values())],
         "config_text": (run_dir / "config.yaml").read_text(encoding="utf-8"),
         "env": _json(run_dir / "env.json"),
-        "training": _json(run_dir / "train.json"),
-        "manifest": _json(run_dir / "data" / "manifest.json"),
+        "training": files["training"],
+        "manifest": files["manifest"],
         "has_card": (run_dir / "data" / "card.html").is_file(),
         "has_report": (run_dir / "eval" / "report.html").is_file(),
         "has_monitor_report": (run_dir / "monitor" / "report.html").is_file(),

@@ -35,9 +35,8 @@ def _run(request: Request, name: str) -> Path | JSONResponse:
 @router.get("/runs")
 def list_runs(request: Request) -> Any:
     board = ui(request)
-    rows = runs.list_runs(board.runs_root)
-    jobs = {j.run: j.public() for j in reversed(board.jobs.all())}
-    return {"runs_root": str(board.runs_root), "runs": [{**r, "job": jobs.get(r["name"])} for r in rows]}
+    rows = runs.with_jobs(runs.list_runs(board.runs_root), board.jobs.all())
+    return {"runs_root": str(board.runs_root), "runs": rows}
 
 
 @router.get("/runs/{name}/metrics", responses=documented(404))

@@ -31,9 +31,7 @@ def not_found(request: Request, message: str) -> HTMLResponse:
 @router.get("/", response_class=HTMLResponse)
 def runs_page(request: Request) -> Any:
     board = ui(request)
-    rows = runs.list_runs(board.runs_root)
-    jobs = {j.run: j.public() for j in reversed(board.jobs.all())}
-    return render(request, "runs.html", runs=[{**r, "job": jobs.get(r["name"])} for r in rows])
+    return render(request, "runs.html", runs=runs.with_jobs(runs.list_runs(board.runs_root), board.jobs.all()))
 
 
 @router.get("/runs/{name}", response_class=HTMLResponse)
