@@ -16,6 +16,7 @@ the completion loss of each trained model on the same 16 unseen examples compute
     python bench/sft_vs_trl.py --precision bf16 --steps 8 --reps 3
     python bench/sft_vs_trl.py --model DIR --ntrex DIR   # any local model dir / NTREX copy (the GPU check)
     python bench/sft_vs_trl.py --method full             # full fine-tuning in both tools (lr 2e-5)
+    python bench/sft_vs_trl.py --batch 32 --liger        # GPU: larger batches, Liger Kernel in both tools
 
 On CUDA both tools train on the GPU and the table adds each one's peak CUDA memory (max allocated).
 """
@@ -39,7 +40,8 @@ NTREX = ROOT.parent / "shared" / "data" / "ntrex128"
 MODEL = "smollm2-135m-instruct"
 METHOD = "lora"  # --method full: full fine-tuning in both tools (lr 2e-5)
 RELEASE = False  # --release: tunesmith with train.release_memory
-BATCH = 4
+BATCH = 4  # --batch: examples per optimizer step (tunesmith: the same mean token budget)
+LIGER = False  # --liger: Liger Kernel in both tools (CUDA; TRL's use_liger_kernel, our train.kernels=liger)
 
 
 def examples(n: int = 64, seed: int = 0) -> list[dict[str, str]]:
@@ -98,6 +100,7 @@ def run_trl(precision: str, steps: int, checkpointing: bool) -> dict:
         padding_free=True,
         max_length=None,
         completion_only_loss=True,
+        use_liger_kernel=LIGER,
         bf16=precision == "bf16",
         use_cpu=not torch.cuda.is_available(),
         seed=0,
@@ -135,7 +138,7 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
     from tunesmith.config.schema import LoraMethod, TrainConfig
     from tunesmith.data.format import tokenize_example
     from tunesmith.models.load import load_model
-    from tunesmith.train import env
+    from tunesmith.train import env, kernels
     from tunesmith.train.lifecycle import frozen_to_bf16
     from tunesmith.train.packing import use_segment_attention
 
@@ -147,6 +150,8 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
     exs = [tokenize_example(e, tok, "completion") for e in examples()]
     mean_len = statistics.fmean(len(e["input_ids"]) for e in exs)
     use_segment_attention(model)
+    if LIGER:
+        kernels.apply(model, "liger")
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if METHOD == "lora":
@@ -178,7 +183,7 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
 
 
 def main() -> None:
-    global MODEL, NTREX, RELEASE, METHOD
+    global MODEL, NTREX, RELEASE, METHOD, BATCH, LIGER
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--reps", type=int, default=3)
@@ -193,9 +198,12 @@ def main() -> None:
     parser.add_argument("--ntrex", type=Path, default=NTREX, help="folder with the NTREX eng and hau files")
     parser.add_argument("--method", choices=["lora", "full"], default="lora", help="LoRA r=16 or full fine-tuning")
     parser.add_argument("--release", action="store_true", help="tunesmith with train.release_memory")
+    parser.add_argument("--batch", type=int, default=BATCH, help="examples per optimizer step")
+    parser.add_argument("--liger", action="store_true", help="Liger Kernel in both tools (CUDA only)")
     parser.add_argument("--worker", choices=["trl", "tunesmith"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     MODEL, NTREX, RELEASE, METHOD = args.model, args.ntrex, args.release, args.method
+    BATCH, LIGER = args.batch, args.liger
     if args.worker:
         result = (run_trl if args.worker == "trl" else run_tunesmith)(args.precision, args.steps, args.checkpointing)
         result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -220,6 +228,9 @@ def main() -> None:
                 str(args.ntrex),
                 *(["--checkpointing"] if args.checkpointing else []),
                 *(["--release"] if args.release else []),
+                *(["--liger"] if args.liger else []),
+                "--batch",
+                str(args.batch),
                 "--method",
                 args.method,
             ]
@@ -233,6 +244,7 @@ def main() -> None:
     print(
         f"\n{'LoRA' if args.method == 'lora' else 'Full'} SFT, {args.precision}, "
         f"{'with' if args.checkpointing else 'without'} gradient checkpointing, "
+        f"{args.batch} examples per step{', Liger Kernel in both tools' if args.liger else ''}, "
         f"{args.steps} timed optimizer steps after 1 warm-up, {args.reps} repetitions "
         f"(median [min, max]), model {args.model}\n"
     )

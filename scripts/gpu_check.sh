@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # GPU-only checks in one call on a lent device machine (see the device tool's README). First, here:
 #   bash scripts/gpu_prepare.sh        # wheels the image lacks -> .whl/, SmolLM2 config + NTREX slice -> .gpu/
-# then the device call:   run(command="bash scripts/gpu_check.sh", carry=[".whl", ".gpu"], timeout_s=540)
+# then the device call:   run(command="bash scripts/gpu_check.sh", carry=[".whl", ".gpu"], timeout_s=570)
+# (all sections take about 10 minutes on an H200: name fewer in SECTIONS to fit one call)
 # Sections run in order of importance, each under its own time limit, each writing $OUT/<section>.txt:
 #   env            nvidia-smi, versions, `tunesmith env`
 #   method_memory  bench/method_memory.py: LoRA vs QLoRA NF4 / int8 vs full with AdamW / 8-bit / paged AdamW
 #                  (speed and peak CUDA memory) on SmolLM2-135M's architecture at random init
 #   step_timing    matmul peak (bf16, tf32) and one LoRA step in fp32 vs bf16 autocast
-#   pytest         the unit tests with CUDA visible
-#   sft_vs_trl     bench/sft_vs_trl.py on the GPU (tunesmith's engine vs TRL's SFTTrainer)
+#   sft_vs_trl     bench/sft_vs_trl.py on the GPU (tunesmith's engine vs TRL's SFTTrainer), 4 and 32 examples
+#                  per step
+#   liger          the same at 32 examples per step with Liger Kernel in both tools (train.kernels=liger in
+#                  ours, use_liger_kernel in TRL's)
 #   dpo_vs_trl     bench/dpo_vs_trl.py on the GPU (LoRA DPO vs TRL's DPOTrainer, HH-RLHF pairs from examples/)
+#   pytest         the unit tests with CUDA visible
 #   ddp            two-process data parallel through accelerate launch (machines with 2+ GPUs only)
-# SECTIONS="pytest sft_vs_trl" bash scripts/gpu_check.sh runs only those (the model is built when needed).
+# SECTIONS="pytest sft_vs_trl" BATCHES=32 bash scripts/gpu_check.sh runs only those (the model is built when needed).
 # Record the output in docs/benchmarks.md.
 set -uo pipefail
-SECTIONS=${SECTIONS:-"env method_memory step_timing pytest sft_vs_trl dpo_vs_trl ddp"}
+SECTIONS=${SECTIONS:-"env method_memory step_timing sft_vs_trl liger dpo_vs_trl pytest ddp"}
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-check}
@@ -92,13 +96,21 @@ for dtype in (torch.float32, torch.bfloat16):
           f"{5 * ids.numel() / (time.perf_counter() - t):,.0f} tokens/s, loss {float(loss):.3f}")
 PY
 
-want pytest && timeout 150 $PY -m pytest tests/unit -q -p no:warnings -p no:cacheprovider 2>&1 | tail -15 | tee "$OUT/pytest.txt"
 
-want sft_vs_trl && timeout 200 $PY bench/sft_vs_trl.py --model $MODEL --ntrex .gpu/ntrex --precision bf16 --steps 8 --reps 2 2>&1 \
-  | grep -v "^rep " | tee "$OUT/sft_vs_trl.txt"
+want sft_vs_trl && for batch in ${BATCHES:-4 32}; do
+  timeout 200 $PY bench/sft_vs_trl.py --model $MODEL --ntrex .gpu/ntrex --precision bf16 --steps 8 --reps 3 \
+    --batch $batch 2>&1 | grep -v "^rep "
+done | tee "$OUT/sft_vs_trl.txt"
+
+want liger && timeout 150 $PY bench/sft_vs_trl.py --model $MODEL --ntrex .gpu/ntrex --precision bf16 --steps 8 --reps 2 \
+  --batch 32 --liger 2>&1 | grep -v "^rep " | tee "$OUT/liger.txt"
 
 want dpo_vs_trl && timeout 150 $PY bench/dpo_vs_trl.py --model $MODEL --precision bf16 --steps 8 --reps 2 2>&1 \
   | grep -v "^rep " | tee "$OUT/dpo_vs_trl.txt"
+
+# -rfE names every failure and error; a module whose imports the image lacks is reported and the rest still run.
+want pytest && timeout 150 $PY -m pytest tests/unit -q -rfE --continue-on-collection-errors -p no:warnings -p no:cacheprovider 2>&1 | tail -25 \
+  | tee "$OUT/pytest.txt"
 
 # Data parallel over the GPUs with the shipped accelerate config, when the machine has two or more: two
 # processes with grad_accum=1 must log the losses one process logs with grad_accum=2 (as the CPU test checks).

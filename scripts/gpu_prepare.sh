@@ -19,6 +19,8 @@ done
 $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl $pkgs
+# Liger Kernel (pure Python over Triton, which the image has) for train.kernels=liger; not in our CPU venv.
+$PY -m pip download -q --no-deps --only-binary=:all: -d .whl liger-kernel==0.8.5
 cache=$($PY -c "
 from tunesmith.models.load import resolve, local_directory
 print(local_directory(resolve('smollm2-135m-instruct')))")

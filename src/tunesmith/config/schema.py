@@ -292,6 +292,11 @@ class TrainConfig(Section):
         description="Recompute each block's activations in backward instead of keeping them: far less memory "
         "for about a third more compute.",
     )
+    kernels: Literal["torch", "liger"] = Field(
+        "torch",
+        description="'liger': Liger Kernel's Triton kernels for RMSNorm, SwiGLU and RoPE (CUDA, Llama-family "
+        "models; pip install 'tunesmith[liger]'). 'torch': transformers' own modules.",
+    )
     clip_grad: float | None = Field(1.0, gt=0, description="Max gradient norm; null disables clipping.")
     l2sp: float = Field(
         0.0,

@@ -11,7 +11,7 @@ from tunesmith.adapters import count_parameters
 from tunesmith.config.schema import RunConfig
 from tunesmith.errors import DataError
 from tunesmith.rundir import RunDir, write_json
-from tunesmith.train import distributed, env
+from tunesmith.train import distributed, env, kernels
 from tunesmith.train.checkpoint import load_file
 from tunesmith.train.engine import FitResult, fit
 
@@ -47,13 +47,14 @@ def train(
 ) -> dict[str, Any]:
     """Apply the tuning method, run the engine into the run dir, and finish (see :func:`finish`).
 
-    Gradient checkpointing (if asked) is switched on first, the method's random init is seeded, and the
+    The chosen kernels (``train.kernels``) and gradient checkpointing (if asked) are switched on first, the method's random init is seeded, and the
     frozen base is stored in bf16 where :func:`compact_frozen_base` allows. ``make_loss(model)`` builds the
     objective's loss module around the tuned model. ``method_options`` go to the method's ``apply`` (the
     new vocabulary rows that LoRA should train, say), since only the recipe knows them.
     """
     from tunesmith.adapters import get_method
 
+    kernels.apply(model, config.train.kernels)  # before the adapter wraps the blocks
     if config.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     method = get_method(config.method.name)

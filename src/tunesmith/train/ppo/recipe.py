@@ -25,7 +25,7 @@ from tunesmith.data.prepare import prepared_kind
 from tunesmith.errors import ConfigError, TrainingError
 from tunesmith.rundir import RunDir, read_jsonl
 from tunesmith.train import checkpoint as ckpt
-from tunesmith.train import env, lifecycle
+from tunesmith.train import env, kernels, lifecycle
 from tunesmith.train.causal import load_causal
 from tunesmith.train.engine import FitResult, TrainState
 from tunesmith.train.optim import build_optimizer, build_scheduler
@@ -196,6 +196,7 @@ def train_ppo(config: RunConfig, run: RunDir, resume: bool = False, progress: An
     model, tokenizer = load_causal(config, progress)
     device = torch.device(env.device_name())
     scorer = load_scorer(pc.reward, pc.reward_label, device)
+    kernels.apply(model, tc.kernels)
     if tc.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     method = get_method(config.method.name)
