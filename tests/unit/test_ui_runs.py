@@ -83,6 +83,26 @@ def test_runs_table_rows(tmp_path: Path) -> None:
     assert rows["b"]["status"] == "new" and rows["b"]["headline"] == {}
 
 
+def test_a_studys_trials_are_listed_and_found_by_name(tmp_path: Path) -> None:
+    make_run(tmp_path, "plain")
+    study = tmp_path / "pcm-tune"
+    trial = make_run(study, "pcm-tune-000", {"hpo.json": {"number": 0}})
+    make_run(study, "plain", {"hpo.json": {"number": 1}})  # the same name as a run under the root
+    (study / "hpo").mkdir()  # the study's results folder is not a run
+    other = tmp_path / "folder"
+    make_run(other, "deep")  # a folder of runs that is not a study stays out
+    rows = runs.list_runs(tmp_path)
+    assert sorted((r["name"], r["study"] or "") for r in rows) == [
+        ("pcm-tune-000", "pcm-tune"),
+        ("plain", ""),
+        ("plain", "pcm-tune"),
+    ]
+    assert runs.run_path(tmp_path, "pcm-tune-000") == trial
+    assert runs.run_path(tmp_path, "plain") == tmp_path / "plain"  # the root's own run wins
+    assert runs.run_path(tmp_path, "deep") is None
+    assert runs.run_path(tmp_path, "pcm-tune/pcm-tune-000") is None  # names stay plain: no slashes
+
+
 def test_metric_lines_are_read_incrementally(tmp_path: Path) -> None:
     run = make_run(tmp_path, "r")
     path = run / "metrics.jsonl"

@@ -50,13 +50,41 @@ def is_run_dir(path: Path) -> bool:
     return path.is_dir() and NAME.match(path.name) is not None and (path / "config.yaml").is_file()
 
 
+def is_study_dir(path: Path) -> bool:
+    """A ``tunesmith tune`` study folder: not a run itself, holding trial runs (each with an ``hpo.json``)."""
+    if not path.is_dir() or NAME.match(path.name) is None or (path / "config.yaml").is_file():
+        return False
+    return (path / "study.db").is_file() or any((child / "hpo.json").is_file() for child in path.iterdir())
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """The run directories directly under ``root`` and, one level down, the trials of each study folder."""
+    if not root.is_dir():
+        return []
+    found = []
+    for path in sorted(root.iterdir()):
+        if is_run_dir(path):
+            found.append(path)
+        elif is_study_dir(path):
+            found.extend(trial for trial in sorted(path.iterdir()) if is_run_dir(trial))
+    return found
+
+
 def run_path(root: Path, name: str) -> Path | None:
-    """``root/name`` when ``name`` is a plain run name naming a run directory; None for anything else
-    (``..``, slashes, a folder without a config), so no request reaches outside ``root``."""
+    """The run directory called ``name``: ``root/name``, else a study's trial ``root/<study>/name``; None
+    for anything else (``..``, slashes, a folder without a config), so no request reaches outside ``root``.
+    Runs are named by their folder alone; a name under ``root`` wins over a trial of the same name."""
     if not NAME.match(name) or name in (".", ".."):
         return None
     path = root / name
-    return path if is_run_dir(path) else None
+    if is_run_dir(path):
+        return path
+    if not root.is_dir():
+        return None
+    for study in sorted(root.iterdir()):
+        if is_study_dir(study) and is_run_dir(study / name):
+            return study / name
+    return None
 
 
 def status(run_dir: Path, now: float | None = None) -> str:
@@ -155,10 +183,12 @@ def with_jobs(rows: list[dict[str, Any]], jobs: list[Any]) -> list[dict[str, Any
 
 
 def list_runs(root: Path, now: float | None = None) -> list[dict[str, Any]]:
-    """Every run directory directly under ``root``, newest first."""
-    if not root.is_dir():
-        return []
-    rows = [summary_row(p, now) for p in root.iterdir() if is_run_dir(p)]
+    """Every run directory under ``root`` (a study's trials included, with the study's name), newest first."""
+    rows = []
+    for path in run_dirs(root):
+        row = summary_row(path, now)
+        row["study"] = path.parent.name if path.parent != root else None
+        rows.append(row)
     return sorted(rows, key=lambda r: -r["modified"])
 
 
