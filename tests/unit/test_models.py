@@ -116,3 +116,24 @@ def test_a_model_folder_that_ships_its_own_code_is_refused(tiny_model_dir, tmp_p
         load_model(str(folder))
     with pytest.raises(ModelError, match="trust_remote_code"):
         resolve(str(folder))
+
+
+def test_trust_remote_code_is_an_explicit_opt_in(tiny_model_dir, tmp_path) -> None:
+    """With ``trust_remote_code`` the folder's own class is imported and used; the refusal names the option."""
+    import json
+    import shutil
+
+    folder = tmp_path / "custom"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_custom.CustomForCausalLM"}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "modeling_custom.py").write_text(
+        "from transformers import LlamaForCausalLM\n\n\nclass CustomForCausalLM(LlamaForCausalLM):\n"
+        "    ran_the_folders_code = True\n"
+    )
+    with pytest.raises(ModelError, match="model.trust_remote_code: true"):
+        load_model(str(folder))
+    model, _ = load_model(str(folder), trust_remote_code=True)
+    assert type(model).__name__ == "CustomForCausalLM" and model.ran_the_folders_code
+    assert resolve(str(folder), trust_remote_code=True).trust_remote_code

@@ -146,13 +146,30 @@ def plan_for_config(config: RunConfig) -> dict[str, Any]:
         env.release_freed_memory()
     precision = env.resolve_precision(config.train.precision)
     if config.train.objective in ("classify", "reward"):  # the head's size: the labels, or one reward
-        tokenizer = load_tokenizer(resolve(config.model.base, config.model.gguf_file, config.model.trust_pickle))
+        tokenizer = load_tokenizer(
+            resolve(
+                config.model.base,
+                config.model.gguf_file,
+                config.model.trust_pickle,
+                trust_remote_code=config.model.trust_remote_code,
+            )
+        )
         profile = _data_profile(config, tokenizer)
         labels = profile["labels"] if config.train.objective == "classify" else ["reward"]
-        model, _ = load_classifier(config.model.base, labels, config.model.gguf_file, config.model.trust_pickle)
+        model, _ = load_classifier(
+            config.model.base,
+            labels,
+            config.model.gguf_file,
+            config.model.trust_pickle,
+            trust_remote_code=config.model.trust_remote_code,
+        )
     else:
         model, tokenizer = load_model(
-            config.model.base, config.model.gguf_file, config.model.chat_template, config.model.trust_pickle
+            config.model.base,
+            config.model.gguf_file,
+            config.model.chat_template,
+            config.model.trust_pickle,
+            trust_remote_code=config.model.trust_remote_code,
         )
         profile = _data_profile(config, tokenizer)
     runtime = plan.baseline_rss()

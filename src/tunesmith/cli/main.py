@@ -310,6 +310,12 @@ def serve_cmd(
     trust_pickle: Annotated[
         bool, typer.Option("--trust-pickle", help="MODEL: also load pickle weights (.bin), which can run code.")
     ] = False,
+    trust_remote_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-remote-code", help="MODEL: run the model folder's own Python modelling code (config auto_map)."
+        ),
+    ] = False,
 ) -> None:
     """Stage 6: an OpenAI-compatible server (chat, completions, streaming) with several LoRA adapters at once."""
     try:
@@ -326,7 +332,12 @@ def serve_cmd(
     _quiet_libraries()
     with console.status(f"loading {target}"):
         engine = build_engine(
-            target, _named(adapter, "--adapter"), dtype, EngineSettings(max_batch, max_waiting), trust_pickle
+            target,
+            _named(adapter, "--adapter"),
+            dtype,
+            EngineSettings(max_batch, max_waiting),
+            trust_pickle,
+            trust_remote_code,
         )
     settings = ServerSettings(
         api_key_hashes=hashes,

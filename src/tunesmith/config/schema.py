@@ -51,6 +51,12 @@ class ModelConfig(Section):
         description="Load a base model whose weights are pickle files (pytorch_model.bin), which can run code "
         "when loaded. Off: only safetensors and GGUF weights load; set it only for a source you trust.",
     )
+    trust_remote_code: bool = Field(
+        False,
+        description="Load a model whose config.json names its own Python modelling code (auto_map), which then "
+        "runs on this machine (transformers' trust_remote_code). Off: such folders are refused; set it only "
+        "after reading that code.",
+    )
     new_tokens: int = Field(
         0,
         ge=0,

@@ -77,7 +77,13 @@ def _evaluate_reward(
     from tunesmith.train.reward.data import encode_pair
 
     env.set_seed(config.seed)  # the untrained head is the one training started from
-    base, tokenizer = load_classifier(config.model.base, ["reward"], config.model.gguf_file, config.model.trust_pickle)
+    base, tokenizer = load_classifier(
+        config.model.base,
+        ["reward"],
+        config.model.gguf_file,
+        config.model.trust_pickle,
+        trust_remote_code=config.model.trust_remote_code,
+    )
     same_prompt = prefs.as_pairs(rows, kind, config.data.pair_margin)
     if kind == "rating" and len(same_prompt) < MIN_SAME_PROMPT_PAIRS:
         return _evaluate_ratings(config, run, rows, base, tokenizer, method, trained_dir, autocast)
@@ -156,7 +162,11 @@ def _evaluate_ppo(
         raise DataError(f"eval: the '{config.eval.split}' split has no prompts to answer.")
     scorer = load_scorer(str(config.train.ppo.reward), config.train.ppo.reward_label, torch.device(env.device_name()))
     base, tokenizer = load_model(
-        config.model.base, config.model.gguf_file, config.model.chat_template, config.model.trust_pickle
+        config.model.base,
+        config.model.gguf_file,
+        config.model.chat_template,
+        config.model.trust_pickle,
+        trust_remote_code=config.model.trust_remote_code,
     )
     base.to(env.device_name())
     keep = Retention(config, base, tokenizer, autocast, progress)
@@ -197,7 +207,11 @@ def _evaluate_policy(
     from tunesmith.train.preference.data import encode_pair, encode_unpaired
 
     base, tokenizer = load_model(
-        config.model.base, config.model.gguf_file, config.model.chat_template, config.model.trust_pickle
+        config.model.base,
+        config.model.gguf_file,
+        config.model.chat_template,
+        config.model.trust_pickle,
+        trust_remote_code=config.model.trust_remote_code,
     )
     base.to(env.device_name())
     pad, budget, limit = tokenizer.pad_token_id, config.eval.batch_tokens, config.train.max_length

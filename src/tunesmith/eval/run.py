@@ -168,7 +168,13 @@ def _evaluate_head(
     progress: Any,
 ) -> dict[str, Any]:
     """A trained classification head against the majority-class baseline."""
-    base, tokenizer = load_classifier(config.model.base, labels, config.model.gguf_file, config.model.trust_pickle)
+    base, tokenizer = load_classifier(
+        config.model.base,
+        labels,
+        config.model.gguf_file,
+        config.model.trust_pickle,
+        trust_remote_code=config.model.trust_remote_code,
+    )
     base.to(env.device_name())
     tuned = for_inference(method.load(base, trained_dir))
     results = evaluate_classifier(
@@ -241,7 +247,11 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
         return evaluate_feedback(config, run, rows, kind, method, trained_dir, autocast, progress)
     task = lifecycle.loading(progress, config.model.base)
     base, tokenizer = load_model(
-        config.model.base, config.model.gguf_file, config.model.chat_template, config.model.trust_pickle
+        config.model.base,
+        config.model.gguf_file,
+        config.model.chat_template,
+        config.model.trust_pickle,
+        trust_remote_code=config.model.trust_remote_code,
     )
     base.to(env.device_name())
     if progress:

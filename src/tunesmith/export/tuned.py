@@ -83,13 +83,19 @@ def load_tokenizer_for(config: Any, trained: Path) -> Any:
     from tunesmith.models.load import load_tokenizer, resolve
 
     if (trained / "tokenizer_config.json").is_file():
-        tokenizer = AutoTokenizer.from_pretrained(trained)
+        tokenizer = AutoTokenizer.from_pretrained(trained, trust_remote_code=config.model.trust_remote_code)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         if getattr(tokenizer, "chat_template", None):
             return tokenizer
     return load_tokenizer(
-        resolve(config.model.base, config.model.gguf_file, config.model.trust_pickle), config.model.chat_template
+        resolve(
+            config.model.base,
+            config.model.gguf_file,
+            config.model.trust_pickle,
+            trust_remote_code=config.model.trust_remote_code,
+        ),
+        config.model.chat_template,
     )
 
 
@@ -100,7 +106,13 @@ def load_base(config: Any, trained: Path) -> Any:
     from tunesmith.models.load import load_causal_lm, resolve
 
     base = load_causal_lm(
-        resolve(config.model.base, config.model.gguf_file, config.model.trust_pickle), dtype=torch.float32
+        resolve(
+            config.model.base,
+            config.model.gguf_file,
+            config.model.trust_pickle,
+            trust_remote_code=config.model.trust_remote_code,
+        ),
+        dtype=torch.float32,
     )
     if config.model.new_tokens:  # the adapter holds the new rows; the base needs room for them first
         from tunesmith.models.vocab import resize_to_saved
@@ -122,7 +134,9 @@ def load_tuned(run_dir: Path) -> Tuned:
     tokenizer = load_tokenizer_for(config, trained)
     note = ""
     if config.method.name in WHOLE:
-        model = load_causal_lm(resolve(str(trained)), dtype=torch.float32)
+        model = load_causal_lm(
+            resolve(str(trained), trust_remote_code=config.model.trust_remote_code), dtype=torch.float32
+        )
         return Tuned(model, tokenizer, config, RunDir(run_dir), trained, note)
     base = load_base(config, trained)
     if config.method.name == "qlora":
@@ -148,7 +162,9 @@ def load_scorer(run_dir: Path) -> Tuned:
     trained = trained_dir(run_dir, config)
     run = RunDir(run_dir)
     if config.method.name in WHOLE:
-        model = AutoModelForSequenceClassification.from_pretrained(trained)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            trained, trust_remote_code=config.model.trust_remote_code
+        )
         tokenizer = load_tokenizer_for(config, trained)
         return Tuned(model.eval(), tokenizer, config, run, trained)
     manifest = json.loads(run.manifest.read_text(encoding="utf-8")) if run.manifest.is_file() else {}
@@ -157,6 +173,12 @@ def load_scorer(run_dir: Path) -> Tuned:
         raise ExportError(
             f"{run_dir}: the prepared data names no labels (data/manifest.json); cannot rebuild the head."
         )
-    base, tokenizer = load_classifier(config.model.base, labels, config.model.gguf_file, config.model.trust_pickle)
+    base, tokenizer = load_classifier(
+        config.model.base,
+        labels,
+        config.model.gguf_file,
+        config.model.trust_pickle,
+        trust_remote_code=config.model.trust_remote_code,
+    )
     model = PeftModel.from_pretrained(base, trained).merge_and_unload()
     return Tuned(model.eval(), tokenizer, config, run, trained)

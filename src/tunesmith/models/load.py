@@ -36,6 +36,7 @@ class ModelSource:
     kind: str = "causal-lm"
     embedded: bool = False
     trust_pickle: bool = False  # load pickle weights (pytorch_model.bin) too: only for sources you trust
+    trust_remote_code: bool = False  # run the model folder's own Python modelling code (config auto_map)
 
 
 @lru_cache(maxsize=1)
@@ -66,11 +67,21 @@ def cache_root() -> Path:
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
-def resolve(base: str, gguf_file: str | None = None, trust_pickle: bool = False) -> ModelSource:
-    """Turn a ``model.base`` string into a :class:`ModelSource`, or explain why it cannot be found."""
+def resolve(
+    base: str, gguf_file: str | None = None, trust_pickle: bool = False, trust_remote_code: bool = False
+) -> ModelSource:
+    """Turn a ``model.base`` string into a :class:`ModelSource`, or explain why it cannot be found.
+
+    A local folder whose config names its own modelling code is refused unless ``trust_remote_code``.
+    """
     from dataclasses import replace
 
-    return replace(_resolve(base, gguf_file), trust_pickle=trust_pickle)
+    source = _resolve(base, gguf_file)
+    if not trust_remote_code and source.gguf_file is None and (source.directory / "config.json").is_file():
+        refuse_remote_code(source.directory)
+    if trust_remote_code:
+        log.warning("model.trust_remote_code: %s may run its own Python code when it loads", base)
+    return replace(source, trust_pickle=trust_pickle, trust_remote_code=trust_remote_code)
 
 
 def refuse_remote_code(directory: Path) -> None:
@@ -87,8 +98,9 @@ def refuse_remote_code(directory: Path) -> None:
         raise ModelError(
             f"{directory}: its config.json loads its own modelling code ({', '.join(modules) or 'auto_map'}), "
             "which would run as Python on this machine (transformers' trust_remote_code). tunesmith does not run "
-            "code from model files; use a model whose architecture transformers ships (Llama, Mistral, Qwen2, "
-            "Gemma, Phi, BERT...), or convert the weights to one."
+            "code from model files unless asked: use a model whose architecture transformers ships (Llama, "
+            "Mistral, Qwen2, Gemma, Phi, BERT...), or, if you have read that code and trust its source, set "
+            "model.trust_remote_code: true (tunesmith serve: --trust-remote-code)."
         )
 
 
@@ -109,8 +121,6 @@ def _resolve(base: str, gguf_file: str | None) -> ModelSource:
     if path.is_file() and path.suffix == ".gguf":
         return ModelSource(path.stem, path.parent, path.name)
     if path.is_dir():
-        if (path / "config.json").is_file():
-            refuse_remote_code(path)
         if gguf_file or (path / "config.json").is_file():
             return ModelSource(path.name, path, gguf_file)
         ggufs = sorted(p.name for p in path.glob("*.gguf"))
@@ -197,7 +207,7 @@ def load_tokenizer(source: ModelSource, chat_template: str | None = None) -> Any
     from tunesmith.data.format import TEMPLATES_DIR
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(local_directory(source))
+        tokenizer = AutoTokenizer.from_pretrained(local_directory(source), **remote_code(source))
     except OSError as exc:
         raise _hub_error(source, exc) from None
     if tokenizer.pad_token_id is None:
@@ -209,14 +219,20 @@ def load_tokenizer(source: ModelSource, chat_template: str | None = None) -> Any
     return tokenizer
 
 
+def remote_code(source: ModelSource) -> dict[str, Any]:
+    """``trust_remote_code=True`` for ``from_pretrained`` when the user asked for it; nothing otherwise."""
+    return {"trust_remote_code": True} if source.trust_remote_code else {}
+
+
 def weight_options(source: ModelSource, directory: Path | str) -> dict[str, Any]:
-    """``from_pretrained`` options that keep pickle out: safetensors only, unless the source is trusted.
+    """``from_pretrained`` options that keep pickle out: safetensors only, unless the source is trusted
+    (and ``trust_remote_code`` when asked).
 
     A pickle file (``pytorch_model.bin``, ``.pt``) can run any code when it is loaded; safetensors and GGUF
     hold only tensors. A local folder with nothing but pickle weights is refused with how to go on.
     """
     if source.trust_pickle or source.gguf_file is not None:
-        return {}
+        return remote_code(source)
     folder = Path(directory)
     if folder.is_dir() and not list(folder.glob("*.safetensors")):
         pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
@@ -227,7 +243,7 @@ def weight_options(source: ModelSource, directory: Path | str) -> dict[str, Any]
                 "save_pretrained(dir, safe_serialization=True)), or, if you trust their source, set "
                 "model.trust_pickle: true (then they load with torch.load(weights_only=True))."
             )
-    return {"use_safetensors": True}
+    return {"use_safetensors": True, **remote_code(source)}
 
 
 def load_causal_lm(source: ModelSource, dtype: Any = None) -> Any:
@@ -246,10 +262,14 @@ def load_causal_lm(source: ModelSource, dtype: Any = None) -> Any:
 
 
 def load_model(
-    base: str, gguf_file: str | None = None, chat_template: str | None = None, trust_pickle: bool = False
+    base: str,
+    gguf_file: str | None = None,
+    chat_template: str | None = None,
+    trust_pickle: bool = False,
+    trust_remote_code: bool = False,
 ) -> tuple[Any, Any]:
     """Resolve ``base`` and load (model, tokenizer) for causal-LM training and evaluation."""
-    source = resolve(base, gguf_file, trust_pickle)
+    source = resolve(base, gguf_file, trust_pickle, trust_remote_code)
     if source.kind != "causal-lm":
         raise ModelError(f"'{base}' is an {source.kind} model; the sft objective needs a causal LM.")
     tokenizer = load_tokenizer(source, chat_template)
@@ -257,7 +277,11 @@ def load_model(
 
 
 def load_classifier(
-    base: str, labels: list[str], gguf_file: str | None = None, trust_pickle: bool = False
+    base: str,
+    labels: list[str],
+    gguf_file: str | None = None,
+    trust_pickle: bool = False,
+    trust_remote_code: bool = False,
 ) -> tuple[Any, Any]:
     """A sequence classifier with a new ``len(labels)``-way head on ``base`` (an encoder or a causal LM).
 
@@ -265,10 +289,10 @@ def load_classifier(
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    source = resolve(base, gguf_file, trust_pickle)
+    source = resolve(base, gguf_file, trust_pickle, trust_remote_code)
     directory = local_directory(source)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(directory)
+        tokenizer = AutoTokenizer.from_pretrained(directory, **remote_code(source))
         model = AutoModelForSequenceClassification.from_pretrained(
             directory,
             **weight_options(source, directory),

@@ -60,14 +60,14 @@ def _load_run(run_dir: Path) -> Loaded:
     return Loaded(tuned.model, tuned.tokenizer, served_name(config.name))
 
 
-def load_target(target: str, trust_pickle: bool = False) -> Loaded:
+def load_target(target: str, trust_pickle: bool = False, trust_remote_code: bool = False) -> Loaded:
     """The model (and adapter) to serve for a run directory or a model reference."""
     from tunesmith.models.load import load_causal_lm, load_tokenizer, resolve
 
     path = Path(target)
     if (path / "config.yaml").is_file():
         return _load_run(path)
-    source = resolve(target, trust_pickle=trust_pickle)
+    source = resolve(target, trust_pickle=trust_pickle, trust_remote_code=trust_remote_code)
     if source.kind != "causal-lm":
         raise ServeError(f"'{target}' is an {source.kind} model; the server generates text with a causal LM.")
     return Loaded(load_causal_lm(source), load_tokenizer(source), served_name(source.name))
@@ -79,6 +79,7 @@ def build_engine(
     dtype: str = "auto",
     settings: EngineSettings | None = None,
     trust_pickle: bool = False,
+    trust_remote_code: bool = False,
 ) -> BatchingEngine:
     """Load ``target`` and the extra LoRA ``adapters`` (name, path) into one batching engine."""
     import torch
@@ -89,7 +90,7 @@ def build_engine(
 
     if dtype not in DTYPES:
         raise ServeError(f"--dtype {dtype}: choose one of {', '.join(DTYPES)}.")
-    loaded = load_target(target, trust_pickle)
+    loaded = load_target(target, trust_pickle, trust_remote_code)
     chosen = dtype if dtype != "auto" else ("bfloat16" if env.resolve_precision("auto") == "bf16" else "float32")
     model = loaded.model.to(env.device_name(), getattr(torch, chosen)).eval()
     pool = AdapterPool(model, loaded.base_name)

@@ -78,7 +78,11 @@ def load_causal(config: RunConfig, progress: Any = None) -> tuple[Any, Any]:
     """The base causal LM (KV cache off for training) and its tokenizer, with a progress line for the load."""
     task = lifecycle.loading(progress, config.model.base)
     model, tokenizer = load_model(
-        config.model.base, config.model.gguf_file, config.model.chat_template, config.model.trust_pickle
+        config.model.base,
+        config.model.gguf_file,
+        config.model.chat_template,
+        config.model.trust_pickle,
+        trust_remote_code=config.model.trust_remote_code,
     )
     model.config.use_cache = False
     if progress:

@@ -47,10 +47,11 @@ def train(
 ) -> dict[str, Any]:
     """Apply the tuning method, run the engine into the run dir, and finish (see :func:`finish`).
 
-    The chosen kernels (``train.kernels``) and gradient checkpointing (if asked) are switched on first, the method's random init is seeded, and the
-    frozen base is stored in bf16 where :func:`compact_frozen_base` allows. ``make_loss(model)`` builds the
-    objective's loss module around the tuned model. ``method_options`` go to the method's ``apply`` (the
-    new vocabulary rows that LoRA should train, say), since only the recipe knows them.
+    The chosen kernels (``train.kernels``) and gradient checkpointing (if asked) are switched on first, the
+    method's random init is seeded, and the frozen base is stored in bf16 where :func:`compact_frozen_base`
+    allows. ``make_loss(model)`` builds the objective's loss module around the tuned model. ``method_options``
+    go to the method's ``apply`` (the new vocabulary rows that LoRA should train, say), since only the recipe
+    knows them.
     """
     from tunesmith.adapters import get_method
 

@@ -48,7 +48,13 @@ def train_classify(config: RunConfig, run: RunDir, resume: bool = False, progres
     precision = lifecycle.start(config, run)
     labels = json.loads(run.manifest.read_text())["labels"]
     task = lifecycle.loading(progress, config.model.base)
-    model, tokenizer = load_classifier(config.model.base, labels, config.model.gguf_file, config.model.trust_pickle)
+    model, tokenizer = load_classifier(
+        config.model.base,
+        labels,
+        config.model.gguf_file,
+        config.model.trust_pickle,
+        trust_remote_code=config.model.trust_remote_code,
+    )
     if progress:
         progress.update(task, completed=1)
     train_rows = read_jsonl(run.split("train"))

@@ -31,7 +31,13 @@ def _trained(run_dir: Path, labels: list[str], config: Any) -> tuple[Any, Any]:
     from tunesmith.models.load import load_classifier
 
     method = get_method(config.method.name)
-    model, tokenizer = load_classifier(config.model.base, labels, config.model.gguf_file, config.model.trust_pickle)
+    model, tokenizer = load_classifier(
+        config.model.base,
+        labels,
+        config.model.gguf_file,
+        config.model.trust_pickle,
+        trust_remote_code=config.model.trust_remote_code,
+    )
     weights = run_dir / ("adapter" if method.SAVES_ADAPTER else "model")
     if not weights.is_dir():
         raise ConfigError(f"train.ppo.reward: {run_dir} has no trained {weights.name}/; train that run first.")

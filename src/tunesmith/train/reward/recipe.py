@@ -34,7 +34,11 @@ def train_reward(config: RunConfig, run: RunDir, resume: bool = False, progress:
     precision = lifecycle.start(config, run)
     task = lifecycle.loading(progress, config.model.base)
     model, tokenizer = load_classifier(
-        config.model.base, ["reward"], config.model.gguf_file, config.model.trust_pickle
+        config.model.base,
+        ["reward"],
+        config.model.gguf_file,
+        config.model.trust_pickle,
+        trust_remote_code=config.model.trust_remote_code,
     )
     if progress:
         progress.update(task, completed=1)
