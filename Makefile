@@ -37,9 +37,9 @@ test-slow: setup
 	$(BIN)/python -m pytest -m "slow" -q
 
 bench: setup
-	# Each benchmark measures its baseline in the same run; figures go to docs/benchmarks.md.
-	$(BIN)/python bench/head_on_labelled.py
-	$(BIN)/python bench/sft_vs_trl.py --precision bf16
+	# The suite: every benchmark against its baseline in the same run (TRL, plain generate), MFU against the
+	# measured matmul peak, one lever at a time; prints the table, writes bench/results/suite.{json,md}.
+	$(BIN)/python bench/suite.py
 
 lint: setup
 	$(BIN)/ruff check src tests bench

@@ -10,7 +10,7 @@ collator (``padding_free=False``; its padding-free mode is for flash attention).
 Each (tool, repetition) runs in its own process (peak RSS is its own); tools alternate; the first
 optimizer step is a warm-up and is not timed; tokens/s counts the non-padding tokens of the chosen and
 rejected rows. Prints a markdown table: median (min, max), the ratio to TRL, and each tool's mean DPO
-loss over the timed steps (both start at log 2 = 0.693).
+loss over the timed steps (both start at log 2 = 0.693). ``--json`` writes every repetition's figures.
 
     python bench/dpo_vs_trl.py --precision bf16 --steps 8 --reps 3
 """
@@ -20,14 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
-import subprocess
 import sys
 import tempfile
 from functools import partial
 from pathlib import Path
 
-from engine_run import cuda_peak_gb, rss_gb, train_and_measure
+from engine_run import alternate, cuda_peak_gb, print_table, rss_gb, train_and_measure, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = ROOT / "examples" / "hh-rlhf" / "data" / "pairs.jsonl"
@@ -156,49 +154,23 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     parser.add_argument("--model", default=MODEL, help="embedded name or local model dir (both tools load it)")
+    parser.add_argument("--json", type=Path, help="write every repetition's figures here")
     parser.add_argument("--worker", choices=["trl", "tunesmith"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     MODEL = args.model
     if args.worker:
-        result = (run_trl if args.worker == "trl" else run_tunesmith)(args.precision, args.steps)
-        print(json.dumps(result))
+        print(json.dumps((run_trl if args.worker == "trl" else run_tunesmith)(args.precision, args.steps)))
         return
-    tools = ["trl", "tunesmith"]
-    results: dict[str, list[dict]] = {t: [] for t in tools}
-    for rep in range(args.reps):
-        for tool in tools if rep % 2 == 0 else tools[::-1]:
-            cmd = [sys.executable, __file__, "--worker", tool, "--steps", str(args.steps)]
-            cmd += ["--precision", args.precision, "--model", args.model]
-            out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-            if out.returncode:
-                sys.exit(f"{tool} failed:\n{out.stderr[-3000:]}")
-            results[tool].append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"rep {rep} {tool}: {results[tool][-1]}", file=sys.stderr)
-    base = statistics.median(r["tokens_per_s"] for r in results["trl"])
-    base_rss = statistics.median(r["train_peak_rss_gb"] for r in results["trl"])
-    print(
-        f"\nLoRA DPO, {args.precision}, {args.steps} timed optimizer steps of {BATCH} pairs after 1 warm-up, "
-        f"{args.reps} repetitions (median [min, max]), model {args.model}\n"
+    common = ["--steps", str(args.steps), "--precision", args.precision, "--model", args.model]
+    worker = [sys.executable, __file__, "--worker"]
+    results = alternate(["trl", "tunesmith"], args.reps, lambda tool: [*worker, tool, *common])
+    title = (
+        f"LoRA DPO, {args.precision}, {args.steps} timed optimizer steps of {BATCH} pairs after 1 warm-up, "
+        f"{args.reps} repetitions (median [min, max]), model {args.model}"
     )
-    print(
-        "| tool | non-pad tokens/s | vs TRL | s / step | peak RSS GB | vs TRL | trained tokens | mean DPO loss "
-        "| peak CUDA GB |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for tool in tools:
-        tps = [r["tokens_per_s"] for r in results[tool]]
-        rss = [r["train_peak_rss_gb"] for r in results[tool]]
-        sps = statistics.median(r["seconds_per_step"] for r in results[tool])
-        trained = statistics.median(r["trained_tokens"] for r in results[tool])
-        loss = statistics.median(r["mean_loss"] for r in results[tool])
-        cuda = [r["train_peak_cuda_gb"] for r in results[tool] if r.get("train_peak_cuda_gb") is not None]
-        cuda_cell = f"{statistics.median(cuda):.2f}" if cuda else "-"
-        print(
-            f"| {tool} | {statistics.median(tps):.0f} [{min(tps):.0f}, {max(tps):.0f}] "
-            f"| {statistics.median(tps) / base:.2f}x | {sps:.2f} | {statistics.median(rss):.2f} "
-            f"[{min(rss):.2f}, {max(rss):.2f}] | {statistics.median(rss) / base_rss:.2f}x "
-            f"| {trained:.0f} | {loss:.4f} | {cuda_cell} |"
-        )
+    print_table(title, results, loss_name="mean DPO loss")
+    if args.json:
+        write_json(args.json, "dpo", title, vars(args), results)
 
 
 if __name__ == "__main__":

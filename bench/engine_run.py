@@ -1,12 +1,20 @@
-"""What the benchmarks share: a few optimizer steps of tunesmith's engine and the throughput they logged."""
+"""What the benchmarks share: a few optimizer steps of tunesmith's engine and the throughput they logged, the
+alternating runs of a tool and its baseline, their table and their JSON."""
 
 from __future__ import annotations
 
 import json
+import platform
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def train_and_measure(
@@ -93,3 +101,86 @@ def cuda_peak_gb() -> float | None:
     import torch
 
     return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+
+
+def alternate(tools: Sequence[str], reps: int, command: Callable[[str], list[str]]) -> dict[str, list[dict]]:
+    """Run each tool's worker ``reps`` times, each in its own process, alternating which goes first; every
+    worker prints one JSON object as its last line. A failing worker stops the benchmark with its stderr."""
+    results: dict[str, list[dict]] = {t: [] for t in tools}
+    for rep in range(reps):
+        for tool in tools if rep % 2 == 0 else list(tools)[::-1]:
+            out = subprocess.run(command(tool), capture_output=True, text=True, cwd=ROOT)
+            if out.returncode:
+                sys.exit(f"{tool} failed:\n{out.stderr[-3000:]}")
+            results[tool].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(f"rep {rep} {tool}: {results[tool][-1]}", file=sys.stderr)
+    return results
+
+
+def spread(values: Sequence[float], digits: int = 0) -> str:
+    """``median [min, max]``."""
+    return f"{statistics.median(values):,.{digits}f} [{min(values):,.{digits}f}, {max(values):,.{digits}f}]"
+
+
+def print_table(title: str, results: dict[str, list[dict]], loss_name: str = "mean loss") -> None:
+    """The training benchmarks' table; the first tool is the baseline the ratios divide by."""
+    tools = list(results)
+    base = statistics.median(r["tokens_per_s"] for r in results[tools[0]])
+    base_rss = statistics.median(r["train_peak_rss_gb"] for r in results[tools[0]])
+    print(f"\n{title}\n")
+    print(
+        f"| tool | non-pad tokens/s | vs {tools[0]} | s / step | peak RSS GB | vs {tools[0]} | trained tokens "
+        f"| {loss_name} | peak CUDA GB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for tool in tools:
+        rows = results[tool]
+        tps, rss = [r["tokens_per_s"] for r in rows], [r["train_peak_rss_gb"] for r in rows]
+        cuda = [r["train_peak_cuda_gb"] for r in rows if r.get("train_peak_cuda_gb") is not None]
+        print(
+            f"| {tool} | {spread(tps)} | {statistics.median(tps) / base:.2f}x "
+            f"| {statistics.median(r['seconds_per_step'] for r in rows):.2f} | {spread(rss, 2)} "
+            f"| {statistics.median(rss) / base_rss:.2f}x "
+            f"| {statistics.median(r['trained_tokens'] for r in rows):,.0f} "
+            f"| {statistics.median(r['mean_loss'] for r in rows):.4f} "
+            f"| {f'{statistics.median(cuda):.2f}' if cuda else '-'} |"
+        )
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    import os
+
+    import torch
+
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def write_json(path: Path, benchmark: str, title: str, settings: dict[str, Any], results: Any) -> None:
+    """Every repetition's figures with the settings and the machine, for ``bench/suite.py`` and the docs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "benchmark": benchmark,
+        "title": title,
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()},
+        "machine": machine(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "results": results,
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

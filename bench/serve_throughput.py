@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import socket
 import sys
 import threading
@@ -174,9 +173,11 @@ def main() -> None:
     mean_rows = stats["decoded_rows"] / max(1, stats["decode_steps"])
     print(f"\nengine: {stats['decode_steps']} decode steps, mean {mean_rows:.1f} rows per step")
     if args.json:
-        args.json.write_text(
-            json.dumps({k: {x: y for x, y in v.items() if x != "answers"} for k, v in rows.items()}, indent=2)
-        )
+        from engine_run import write_json
+
+        figures_only = {k: {x: y for x, y in v.items() if x != "answers"} for k, v in rows.items()}
+        title = f"Serving SmolLM2-135M-Instruct, {args.dtype}, greedy, max_tokens {args.max_tokens}"
+        write_json(args.json, "serve", title, vars(args), figures_only)
 
 
 if __name__ == "__main__":

@@ -28,12 +28,11 @@ import json
 import random
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from engine_run import cuda_peak_gb, rss_gb
+from engine_run import alternate, cuda_peak_gb, rss_gb, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 NTREX = ROOT.parent / "shared" / "data" / "ntrex128"
@@ -200,6 +199,7 @@ def main() -> None:
     parser.add_argument("--release", action="store_true", help="tunesmith with train.release_memory")
     parser.add_argument("--batch", type=int, default=BATCH, help="examples per optimizer step")
     parser.add_argument("--liger", action="store_true", help="Liger Kernel in both tools (CUDA only)")
+    parser.add_argument("--json", type=Path, help="write every repetition's figures here")
     parser.add_argument("--worker", choices=["trl", "tunesmith"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     MODEL, NTREX, RELEASE, METHOD = args.model, args.ntrex, args.release, args.method
@@ -210,44 +210,20 @@ def main() -> None:
         print(json.dumps(result))
         return
     tools = ["trl", "tunesmith"]
-    results: dict[str, list[dict]] = {t: [] for t in tools}
-    for rep in range(args.reps):
-        for tool in tools if rep % 2 == 0 else tools[::-1]:
-            cmd = [
-                sys.executable,
-                __file__,
-                "--worker",
-                tool,
-                "--steps",
-                str(args.steps),
-                "--precision",
-                args.precision,
-                "--model",
-                args.model,
-                "--ntrex",
-                str(args.ntrex),
-                *(["--checkpointing"] if args.checkpointing else []),
-                *(["--release"] if args.release else []),
-                *(["--liger"] if args.liger else []),
-                "--batch",
-                str(args.batch),
-                "--method",
-                args.method,
-            ]
-            out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-            if out.returncode:
-                sys.exit(f"{tool} failed:\n{out.stderr[-3000:]}")
-            results[tool].append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"rep {rep} {tool}: {results[tool][-1]}", file=sys.stderr)
+    options = ["--steps", str(args.steps), "--precision", args.precision, "--model", args.model]
+    options += ["--ntrex", str(args.ntrex), "--method", args.method, "--batch", str(args.batch)]
+    options += ["--checkpointing"] * args.checkpointing + ["--release"] * args.release + ["--liger"] * args.liger
+    results = alternate(tools, args.reps, lambda tool: [sys.executable, __file__, "--worker", tool, *options])
     base = statistics.median(r["tokens_per_s"] for r in results["trl"])
     base_rss = statistics.median(r["train_peak_rss_gb"] for r in results["trl"])
-    print(
-        f"\n{'LoRA' if args.method == 'lora' else 'Full'} SFT, {args.precision}, "
+    title = (
+        f"{'LoRA' if args.method == 'lora' else 'Full'} SFT, {args.precision}, "
         f"{'with' if args.checkpointing else 'without'} gradient checkpointing, "
         f"{args.batch} examples per step{', Liger Kernel in both tools' if args.liger else ''}, "
         f"{args.steps} timed optimizer steps after 1 warm-up, {args.reps} repetitions "
-        f"(median [min, max]), model {args.model}\n"
+        f"(median [min, max]), model {args.model}"
     )
+    print(f"\n{title}\n")
     print(
         "| tool | non-pad tokens/s | vs TRL | training peak RSS GB | vs TRL | process peak RSS GB "
         "| trained tokens | held-out loss after | training peak CUDA GB |"
@@ -266,6 +242,8 @@ def main() -> None:
             f"| {statistics.median(tps) / base:.2f}x | {statistics.median(rss):.2f} [{min(rss):.2f}, {max(rss):.2f}] "
             f"| {statistics.median(rss) / base_rss:.2f}x | {whole:.2f} | {trained:.0f} | {loss:.4f} | {cuda_cell} |"
         )
+    if args.json:
+        write_json(args.json, f"{args.method}_sft", title, vars(args), results)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,145 @@
+"""Benchmark: a LoRA reward model with tunesmith's engine vs TRL's RewardTrainer, same model, pairs and settings.
+
+Data: 64 HH-RLHF harmless-base pairs (the seeded sample of ``bench/dpo_vs_trl.py``, from
+``examples/hh-rlhf/data/pairs.jsonl``, MIT). Model: SmolLM2-135M-Instruct with a new one-output
+sequence-classification head (the embedded GGUF, dequantised once). LoRA r=16, alpha=32, all linear layers,
+the head trained in full (PEFT's ``SEQ_CLS`` task in both tools), Bradley-Terry loss, lr 5e-5 constant, 4 pairs
+per optimizer step, no gradient checkpointing. Both tools read each (prompt, answer) as its chat rendering.
+tunesmith groups pairs of similar length; TRL runs its default collator.
+
+Each (tool, repetition) runs in its own process (peak RSS is its own); tools alternate; the first optimizer
+step is a warm-up and is not timed; tokens/s counts the non-padding tokens of the chosen and rejected rows.
+Prints a markdown table: median (min, max), the ratio to TRL, and each tool's mean loss over the timed steps
+(both start near log 2 = 0.693). ``--json`` writes every repetition's figures.
+
+    python bench/reward_vs_trl.py --precision bf16 --steps 8 --reps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from functools import partial
+from pathlib import Path
+
+from dpo_vs_trl import pairs
+from engine_run import alternate, cuda_peak_gb, print_table, rss_gb, train_and_measure, write_json
+
+MODEL = "smollm2-135m-instruct"
+BATCH = 4
+
+
+def run_trl(precision: str, steps: int) -> dict:
+    import torch
+    from datasets import Dataset
+    from engine_run import trl_clock, trl_measure
+    from peft import LoraConfig
+    from trl import RewardConfig, RewardTrainer
+
+    from tunesmith.models.load import load_classifier
+
+    torch.manual_seed(0)
+    model, tok = load_classifier(MODEL, ["reward"])
+    data = Dataset.from_list(
+        [
+            {
+                "prompt": p["prompt"],
+                "chosen": [{"role": "assistant", "content": p["chosen"]}],
+                "rejected": [{"role": "assistant", "content": p["rejected"]}],
+            }
+            for p in pairs()
+        ]
+    )
+    clock, marks = trl_clock()
+    config = RewardConfig(
+        output_dir=tempfile.mkdtemp(),
+        per_device_train_batch_size=BATCH,
+        max_steps=steps + 1,
+        learning_rate=5e-5,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        max_length=None,
+        bf16=precision == "bf16",
+        use_cpu=not torch.cuda.is_available(),
+        seed=0,
+        lr_scheduler_type="constant",
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0,
+        warmup_steps=0,
+        gradient_checkpointing=False,
+    )
+    lora = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="SEQ_CLS")
+    trainer = RewardTrainer(
+        model=model, args=config, train_dataset=data, processing_class=tok, peft_config=lora, callbacks=[clock]
+    )
+    trainer.train()
+    return {**trl_measure(marks), "train_peak_rss_gb": rss_gb(), "train_peak_cuda_gb": cuda_peak_gb()}
+
+
+def run_tunesmith(precision: str, steps: int) -> dict:
+    import torch
+
+    from tunesmith.adapters import lora
+    from tunesmith.config.schema import LoraMethod, TrainConfig
+    from tunesmith.models.load import load_classifier
+    from tunesmith.train.lifecycle import frozen_to_bf16
+    from tunesmith.train.reward.config import RewardConfig
+    from tunesmith.train.reward.data import collate_pairs, encode_pair
+    from tunesmith.train.reward.loss import RewardLoss
+
+    torch.manual_seed(0)
+    model, tok = load_classifier(MODEL, ["reward"])
+    examples = [encode_pair(p, tok) for p in pairs()]
+    model = lora.apply(model, LoraMethod(r=16, alpha=32))
+    if precision == "bf16":  # what train.bf16_frozen_base (default on) does in the recipe
+        frozen_to_bf16(model)
+    config = TrainConfig(
+        lr=5e-5,
+        max_steps=steps + 1,
+        epochs=10,
+        batch_tokens=1_000_000,
+        max_batch_size=BATCH,
+        scheduler="constant",
+        warmup_ratio=0,
+        log_every=1,
+        save_every=10_000,
+        precision=precision,
+        clip_grad=1.0,
+    )
+    loss = RewardLoss(model, RewardConfig())
+    collate = partial(collate_pairs, pad_id=tok.pad_token_id)
+    measured = train_and_measure(model, examples, config, tok.pad_token_id, precision, loss, collate)
+    return {**measured, "train_peak_rss_gb": rss_gb(), "train_peak_cuda_gb": cuda_peak_gb()}
+
+
+def main() -> None:
+    global MODEL
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    parser.add_argument("--model", default=MODEL, help="embedded name or local model dir (both tools load it)")
+    parser.add_argument("--json", type=Path, help="write every repetition's figures here")
+    parser.add_argument("--worker", choices=["trl", "tunesmith"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    MODEL = args.model
+    if args.worker:
+        print(json.dumps((run_trl if args.worker == "trl" else run_tunesmith)(args.precision, args.steps)))
+        return
+    common = ["--steps", str(args.steps), "--precision", args.precision, "--model", args.model]
+    worker = [sys.executable, __file__, "--worker"]
+    results = alternate(["trl", "tunesmith"], args.reps, lambda tool: [*worker, tool, *common])
+    title = (
+        f"LoRA reward model (Bradley-Terry), {args.precision}, {args.steps} timed optimizer steps of {BATCH} pairs "
+        f"after 1 warm-up, {args.reps} repetitions (median [min, max]), model {args.model}"
+    )
+    print_table(title, results, loss_name="mean loss")
+    if args.json:
+        write_json(args.json, "reward", title, vars(args), results)
+
+
+if __name__ == "__main__":
+    main()
