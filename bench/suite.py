@@ -89,9 +89,10 @@ def multiplying_weights(model: str) -> dict[str, int]:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from tunesmith.models.load import local_directory, resolve
+    from tunesmith.models.load import resolve
 
-    config = AutoConfig.from_pretrained(local_directory(resolve(model)))
+    source = resolve(model)  # the config alone: a GGUF's metadata, never its dequantised weights
+    config = AutoConfig.from_pretrained(source.directory, gguf_file=source.gguf_file)
     with torch.device("meta"):
         lm = AutoModelForCausalLM.from_config(config)
     total = sum(p.numel() for p in lm.parameters())  # tied embeddings are one tensor
