@@ -40,11 +40,17 @@ def test_json_array_and_column_layout(tmp_path: Path) -> None:
 
 def test_tsv_with_mixed_quoting_and_bad_column_count(tmp_path: Path) -> None:
     p = tmp_path / "a.tsv"
-    p.write_text('tweet\tlabel\nraw "quote here\tpositive\n"quoted ""inner"" text"\tnegative\nonly one column\n')
+    p.write_text(
+        'tweet\tlabel\nraw "quote here\tpositive\n"quoted ""inner"" text"\tnegative\nonly one column\n'
+        "a tab\tinside\tneutral\n"
+    )
     out = rows(p)
     assert out[0].fields == {"tweet": 'raw "quote here', "label": "positive"}
     assert out[1].fields == {"tweet": 'quoted "inner" text', "label": "negative"}
     assert out[2].line == 4 and "expected 2 columns" in out[2].extra["error"]
+    # a row with a cell too many keeps every cell for the rejects file
+    assert out[3].fields == {"tweet": "a tab", "label": "inside", "_extra_cells": ["neutral"]}
+    assert "found 3" in out[3].extra["error"]
 
 
 def test_csv_crlf_and_bom(tmp_path: Path) -> None:

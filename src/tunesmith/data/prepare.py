@@ -70,7 +70,8 @@ def resolve_kind(config: DataConfig) -> str:
         return config.format
     seen: dict[str, None] = {}
     for i, row in enumerate(read_rows(config.train, config.text_mode, config.dataset_split)):
-        seen.update(dict.fromkeys(map(str, row.fields)))
+        if "error" not in row.extra:  # a row that could not be parsed says nothing about the columns
+            seen.update(dict.fromkeys(map(str, row.fields)))
         if i + 1 >= DETECT_ROWS:
             break
     try:

@@ -205,8 +205,11 @@ def read_delimited(path: Path, delimiter: str) -> Iterator[Row]:
                 if not cells or (len(cells) == 1 and not cells[0].strip()):
                     continue
                 if len(cells) != len(header):
+                    fields = dict(zip(header, cells, strict=False))
+                    if len(cells) > len(header):  # nothing is lost: the cells past the header go to the reject
+                        fields["_extra_cells"] = cells[len(header) :]
                     yield Row(
-                        dict(zip(header, cells, strict=False)),
+                        fields,
                         str(path),
                         lineno,
                         {"error": f"expected {len(header)} columns ({', '.join(header)}), found {len(cells)}"},
