@@ -219,7 +219,10 @@ class DataConfig(Section):
         default_factory=list, description="Group columns (language, dialect, ...) carried to evaluation."
     )
     max_rows: dict[str, int] = Field(
-        default_factory=dict, description="Cap rows per split after cleaning (e.g. {train: 2000}); seeded sample."
+        default_factory=dict,
+        description="Cap rows per split after cleaning and splitting (e.g. {train: 2000, validation: 500}); a "
+        "seeded sample. Splits are made from all the rows first, so a held-out fraction is of the whole file, "
+        "not of the capped train split: cap validation too if it should stay small.",
     )
     replay: ReplayConfig | None = Field(None, description="Optional general data mixed into train (replay).")
     task: TaskConfig = Field(default_factory=TaskConfig, description="How rows become training text.")
