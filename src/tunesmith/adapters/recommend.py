@@ -139,38 +139,24 @@ def recommend(estimates: dict[str, plan.Estimate], rows: int, available: int) ->
 
 def plan_for_config(config: RunConfig) -> dict[str, Any]:
     """Estimates for every method in the catalogue (the configured one as configured), and a recommendation."""
-    from tunesmith.models.load import load_classifier, load_model, load_tokenizer, resolve
+    from tunesmith.models.load import (
+        configured_source,
+        load_configured,
+        load_configured_classifier,
+        load_tokenizer,
+    )
     from tunesmith.train import env
 
     if config.train.release_memory:
         env.release_freed_memory()
     precision = env.resolve_precision(config.train.precision)
     if config.train.objective in ("classify", "reward"):  # the head's size: the labels, or one reward
-        tokenizer = load_tokenizer(
-            resolve(
-                config.model.base,
-                config.model.gguf_file,
-                config.model.trust_pickle,
-                trust_remote_code=config.model.trust_remote_code,
-            )
-        )
+        tokenizer = load_tokenizer(configured_source(config.model))
         profile = _data_profile(config, tokenizer)
         labels = profile["labels"] if config.train.objective == "classify" else ["reward"]
-        model, _ = load_classifier(
-            config.model.base,
-            labels,
-            config.model.gguf_file,
-            config.model.trust_pickle,
-            trust_remote_code=config.model.trust_remote_code,
-        )
+        model, _ = load_configured_classifier(config.model, labels)
     else:
-        model, tokenizer = load_model(
-            config.model.base,
-            config.model.gguf_file,
-            config.model.chat_template,
-            config.model.trust_pickle,
-            trust_remote_code=config.model.trust_remote_code,
-        )
+        model, tokenizer = load_configured(config.model)
         profile = _data_profile(config, tokenizer)
     runtime = plan.baseline_rss()
     methods = dict(CATALOGUE)

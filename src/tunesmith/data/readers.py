@@ -205,7 +205,7 @@ def read_delimited(path: Path, delimiter: str) -> Iterator[Row]:
                 if not cells or (len(cells) == 1 and not cells[0].strip()):
                     continue
                 if len(cells) != len(header):
-                    fields = dict(zip(header, cells, strict=False))
+                    fields: dict[str, Any] = dict(zip(header, cells, strict=False))
                     if len(cells) > len(header):  # nothing is lost: the cells past the header go to the reject
                         fields["_extra_cells"] = cells[len(header) :]
                     yield Row(

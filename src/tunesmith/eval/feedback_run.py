@@ -15,7 +15,7 @@ from tunesmith.config.schema import RunConfig
 from tunesmith.errors import DataError
 from tunesmith.eval import preferences as prefs
 from tunesmith.eval.run import Retention, finish_report
-from tunesmith.models.load import load_classifier, load_model
+from tunesmith.models.load import load_configured, load_configured_classifier
 from tunesmith.rundir import RunDir, write_jsonl
 from tunesmith.train import env
 
@@ -77,13 +77,7 @@ def _evaluate_reward(
     from tunesmith.train.reward.data import encode_pair
 
     env.set_seed(config.seed)  # the untrained head is the one training started from
-    base, tokenizer = load_classifier(
-        config.model.base,
-        ["reward"],
-        config.model.gguf_file,
-        config.model.trust_pickle,
-        trust_remote_code=config.model.trust_remote_code,
-    )
+    base, tokenizer = load_configured_classifier(config.model, ["reward"])
     same_prompt = prefs.as_pairs(rows, kind, config.data.pair_margin)
     if kind == "rating" and len(same_prompt) < MIN_SAME_PROMPT_PAIRS:
         return _evaluate_ratings(config, run, rows, base, tokenizer, method, trained_dir, autocast)
@@ -161,13 +155,7 @@ def _evaluate_ppo(
     if not prompts:
         raise DataError(f"eval: the '{config.eval.split}' split has no prompts to answer.")
     scorer = load_scorer(str(config.train.ppo.reward), config.train.ppo.reward_label, torch.device(env.device_name()))
-    base, tokenizer = load_model(
-        config.model.base,
-        config.model.gguf_file,
-        config.model.chat_template,
-        config.model.trust_pickle,
-        trust_remote_code=config.model.trust_remote_code,
-    )
+    base, tokenizer = load_configured(config.model)
     base.to(env.device_name())
     keep = Retention(config, base, tokenizer, autocast, progress)
     answers: dict[str, list[str]] = {}
@@ -206,13 +194,7 @@ def _evaluate_policy(
     """A preference-tuned policy against its base on held-out pairs, and what it kept of general knowledge."""
     from tunesmith.train.preference.data import encode_pair, encode_unpaired
 
-    base, tokenizer = load_model(
-        config.model.base,
-        config.model.gguf_file,
-        config.model.chat_template,
-        config.model.trust_pickle,
-        trust_remote_code=config.model.trust_remote_code,
-    )
+    base, tokenizer = load_configured(config.model)
     base.to(env.device_name())
     pad, budget, limit = tokenizer.pad_token_id, config.eval.batch_tokens, config.train.max_length
     keep = Retention(config, base, tokenizer, autocast, progress)

@@ -19,7 +19,7 @@ from tunesmith.eval.perplexity import held_out_loss
 from tunesmith.eval.report import write_report
 from tunesmith.eval.scoring import predict, score_labels
 from tunesmith.eval.summary import group_keys, label_summary, loss_summary, paired_losses, paired_tests
-from tunesmith.models.load import load_classifier, load_model
+from tunesmith.models.load import load_configured, load_configured_classifier
 from tunesmith.rundir import RunDir, read_jsonl
 from tunesmith.train import env, lifecycle
 
@@ -168,13 +168,7 @@ def _evaluate_head(
     progress: Any,
 ) -> dict[str, Any]:
     """A trained classification head against the majority-class baseline."""
-    base, tokenizer = load_classifier(
-        config.model.base,
-        labels,
-        config.model.gguf_file,
-        config.model.trust_pickle,
-        trust_remote_code=config.model.trust_remote_code,
-    )
+    base, tokenizer = load_configured_classifier(config.model, labels)
     base.to(env.device_name())
     tuned = for_inference(method.load(base, trained_dir))
     results = evaluate_classifier(
@@ -246,13 +240,7 @@ def evaluate(config: RunConfig, run: RunDir, progress: Any = None) -> dict[str, 
 
         return evaluate_feedback(config, run, rows, kind, method, trained_dir, autocast, progress)
     task = lifecycle.loading(progress, config.model.base)
-    base, tokenizer = load_model(
-        config.model.base,
-        config.model.gguf_file,
-        config.model.chat_template,
-        config.model.trust_pickle,
-        trust_remote_code=config.model.trust_remote_code,
-    )
+    base, tokenizer = load_configured(config.model)
     base.to(env.device_name())
     if progress:
         progress.update(task, completed=1)

@@ -80,7 +80,7 @@ def load_tokenizer_for(config: Any, trained: Path) -> Any:
     """The tokenizer saved beside the trained weights (it holds any new tokens and the chat template used)."""
     from transformers import AutoTokenizer
 
-    from tunesmith.models.load import load_tokenizer, resolve
+    from tunesmith.models.load import configured_source, load_tokenizer
 
     if (trained / "tokenizer_config.json").is_file():
         tokenizer = AutoTokenizer.from_pretrained(trained, trust_remote_code=config.model.trust_remote_code)
@@ -89,12 +89,7 @@ def load_tokenizer_for(config: Any, trained: Path) -> Any:
         if getattr(tokenizer, "chat_template", None):
             return tokenizer
     return load_tokenizer(
-        resolve(
-            config.model.base,
-            config.model.gguf_file,
-            config.model.trust_pickle,
-            trust_remote_code=config.model.trust_remote_code,
-        ),
+        configured_source(config.model),
         config.model.chat_template,
     )
 
@@ -103,17 +98,9 @@ def load_base(config: Any, trained: Path) -> Any:
     """The run's base causal LM in fp32, with room for the new tokens its adapter holds rows of."""
     import torch
 
-    from tunesmith.models.load import load_causal_lm, resolve
+    from tunesmith.models.load import configured_source, load_causal_lm
 
-    base = load_causal_lm(
-        resolve(
-            config.model.base,
-            config.model.gguf_file,
-            config.model.trust_pickle,
-            trust_remote_code=config.model.trust_remote_code,
-        ),
-        dtype=torch.float32,
-    )
+    base = load_causal_lm(configured_source(config.model), dtype=torch.float32)
     if config.model.new_tokens:  # the adapter holds the new rows; the base needs room for them first
         from tunesmith.models.vocab import resize_to_saved
 
@@ -155,7 +142,7 @@ def load_scorer(run_dir: Path) -> Tuned:
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
-    from tunesmith.models.load import load_classifier
+    from tunesmith.models.load import load_configured_classifier
 
     config = run_config(run_dir)
     check_exportable(config)
@@ -173,12 +160,6 @@ def load_scorer(run_dir: Path) -> Tuned:
         raise ExportError(
             f"{run_dir}: the prepared data names no labels (data/manifest.json); cannot rebuild the head."
         )
-    base, tokenizer = load_classifier(
-        config.model.base,
-        labels,
-        config.model.gguf_file,
-        config.model.trust_pickle,
-        trust_remote_code=config.model.trust_remote_code,
-    )
+    base, tokenizer = load_configured_classifier(config.model, labels)
     model = PeftModel.from_pretrained(base, trained).merge_and_unload()
     return Tuned(model.eval(), tokenizer, config, run, trained)

@@ -276,6 +276,21 @@ def load_model(
     return load_causal_lm(source), tokenizer
 
 
+def configured_source(model: Any) -> ModelSource:
+    """:func:`resolve` for a run config's ``model`` section (base, GGUF file and both trust switches)."""
+    return resolve(model.base, model.gguf_file, model.trust_pickle, model.trust_remote_code)
+
+
+def load_configured(model: Any) -> tuple[Any, Any]:
+    """:func:`load_model` for a run config's ``model`` section."""
+    return load_model(model.base, model.gguf_file, model.chat_template, model.trust_pickle, model.trust_remote_code)
+
+
+def load_configured_classifier(model: Any, labels: list[str]) -> tuple[Any, Any]:
+    """:func:`load_classifier` for a run config's ``model`` section."""
+    return load_classifier(model.base, labels, model.gguf_file, model.trust_pickle, model.trust_remote_code)
+
+
 def load_classifier(
     base: str,
     labels: list[str],

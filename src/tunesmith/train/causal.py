@@ -13,7 +13,7 @@ from typing import Any
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.format import chunk_example, tokenize_example
 from tunesmith.errors import ConfigError, TrainingError
-from tunesmith.models.load import load_model
+from tunesmith.models.load import load_configured
 from tunesmith.rundir import RunDir, read_jsonl, write_json
 from tunesmith.train import distributed, lifecycle
 from tunesmith.train.packing import use_segment_attention
@@ -77,13 +77,7 @@ def append_rejects(path: Path, rejects: list[dict[str, Any]]) -> None:
 def load_causal(config: RunConfig, progress: Any = None) -> tuple[Any, Any]:
     """The base causal LM (KV cache off for training) and its tokenizer, with a progress line for the load."""
     task = lifecycle.loading(progress, config.model.base)
-    model, tokenizer = load_model(
-        config.model.base,
-        config.model.gguf_file,
-        config.model.chat_template,
-        config.model.trust_pickle,
-        trust_remote_code=config.model.trust_remote_code,
-    )
+    model, tokenizer = load_configured(config.model)
     model.config.use_cache = False
     if progress:
         progress.update(task, completed=1)

@@ -13,7 +13,7 @@ from typing import Any
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.prepare import prepared_kind
 from tunesmith.errors import ConfigError
-from tunesmith.models.load import load_classifier
+from tunesmith.models.load import load_configured_classifier
 from tunesmith.rundir import RunDir, read_jsonl
 from tunesmith.train import lifecycle
 from tunesmith.train.batching import collate_classify
@@ -48,13 +48,7 @@ def train_classify(config: RunConfig, run: RunDir, resume: bool = False, progres
     precision = lifecycle.start(config, run)
     labels = json.loads(run.manifest.read_text())["labels"]
     task = lifecycle.loading(progress, config.model.base)
-    model, tokenizer = load_classifier(
-        config.model.base,
-        labels,
-        config.model.gguf_file,
-        config.model.trust_pickle,
-        trust_remote_code=config.model.trust_remote_code,
-    )
+    model, tokenizer = load_configured_classifier(config.model, labels)
     if progress:
         progress.update(task, completed=1)
     train_rows = read_jsonl(run.split("train"))

@@ -28,16 +28,10 @@ def _run_config(run_dir: Path) -> Any:
 
 def _trained(run_dir: Path, labels: list[str], config: Any) -> tuple[Any, Any]:
     from tunesmith.adapters import for_inference, get_method
-    from tunesmith.models.load import load_classifier
+    from tunesmith.models.load import load_configured_classifier
 
     method = get_method(config.method.name)
-    model, tokenizer = load_classifier(
-        config.model.base,
-        labels,
-        config.model.gguf_file,
-        config.model.trust_pickle,
-        trust_remote_code=config.model.trust_remote_code,
-    )
+    model, tokenizer = load_configured_classifier(config.model, labels)
     weights = run_dir / ("adapter" if method.SAVES_ADAPTER else "model")
     if not weights.is_dir():
         raise ConfigError(f"train.ppo.reward: {run_dir} has no trained {weights.name}/; train that run first.")

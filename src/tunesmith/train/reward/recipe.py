@@ -15,7 +15,7 @@ from tunesmith.config.data import check_objective_kind
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.prepare import prepared_kind
 from tunesmith.errors import ConfigError, TrainingError
-from tunesmith.models.load import load_classifier
+from tunesmith.models.load import load_configured_classifier
 from tunesmith.rundir import RunDir, read_jsonl
 from tunesmith.train import lifecycle
 from tunesmith.train.preference.data import encode_split
@@ -33,13 +33,7 @@ def train_reward(config: RunConfig, run: RunDir, resume: bool = False, progress:
         raise ConfigError(str(exc)) from None
     precision = lifecycle.start(config, run)
     task = lifecycle.loading(progress, config.model.base)
-    model, tokenizer = load_classifier(
-        config.model.base,
-        ["reward"],
-        config.model.gguf_file,
-        config.model.trust_pickle,
-        trust_remote_code=config.model.trust_remote_code,
-    )
+    model, tokenizer = load_configured_classifier(config.model, ["reward"])
     if progress:
         progress.update(task, completed=1)
     train_rows = read_jsonl(run.split("train"))
