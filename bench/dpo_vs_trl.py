@@ -17,15 +17,13 @@ loss over the timed steps (both start at log 2 = 0.693). ``--json`` writes every
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import sys
 import tempfile
 from functools import partial
 from pathlib import Path
 
-from engine_run import alternate, cuda_peak_gb, print_table, rss_gb, train_and_measure, write_json
+from engine_run import cuda_peak_gb, main_vs_trl, rss_gb, train_and_measure
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = ROOT / "examples" / "hh-rlhf" / "data" / "pairs.jsonl"
@@ -51,7 +49,7 @@ def pairs(n: int = 64, seed: int = 0) -> list[dict]:
     return out
 
 
-def run_trl(precision: str, steps: int) -> dict:
+def run_trl(precision: str, steps: int, model_name: str) -> dict:
     import torch
     from datasets import Dataset
     from engine_run import trl_clock, trl_measure
@@ -61,7 +59,7 @@ def run_trl(precision: str, steps: int) -> dict:
     from tunesmith.models.load import load_model
 
     torch.manual_seed(0)
-    model, tok = load_model(MODEL)
+    model, tok = load_model(model_name)
     data = Dataset.from_list(
         [
             {
@@ -106,7 +104,7 @@ def run_trl(precision: str, steps: int) -> dict:
     }
 
 
-def run_tunesmith(precision: str, steps: int) -> dict:
+def run_tunesmith(precision: str, steps: int, model_name: str) -> dict:
     import torch
 
     from tunesmith.adapters import lora
@@ -118,7 +116,7 @@ def run_tunesmith(precision: str, steps: int) -> dict:
     from tunesmith.train.preference.loss import PreferenceLoss
 
     torch.manual_seed(0)
-    model, tok = load_model(MODEL)
+    model, tok = load_model(model_name)
     model.config.use_cache = False
     examples = [encode_pair(p, tok) for p in pairs()]
     model = lora.apply(model, LoraMethod(r=16, alpha=32))
@@ -148,29 +146,8 @@ def run_tunesmith(precision: str, steps: int) -> dict:
 
 
 def main() -> None:
-    global MODEL
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
-    parser.add_argument("--model", default=MODEL, help="embedded name or local model dir (both tools load it)")
-    parser.add_argument("--json", type=Path, help="write every repetition's figures here")
-    parser.add_argument("--worker", choices=["trl", "tunesmith"], help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    MODEL = args.model
-    if args.worker:
-        print(json.dumps((run_trl if args.worker == "trl" else run_tunesmith)(args.precision, args.steps)))
-        return
-    common = ["--steps", str(args.steps), "--precision", args.precision, "--model", args.model]
-    worker = [sys.executable, __file__, "--worker"]
-    results = alternate(["trl", "tunesmith"], args.reps, lambda tool: [*worker, tool, *common])
-    title = (
-        f"LoRA DPO, {args.precision}, {args.steps} timed optimizer steps of {BATCH} pairs after 1 warm-up, "
-        f"{args.reps} repetitions (median [min, max]), model {args.model}"
-    )
-    print_table(title, results, loss_name="mean DPO loss")
-    if args.json:
-        write_json(args.json, "dpo", title, vars(args), results)
+    workers = {"trl": run_trl, "tunesmith": run_tunesmith}
+    main_vs_trl(__doc__, workers, "dpo", f"LoRA DPO, {BATCH} pairs per step", "mean DPO loss", MODEL)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ alternating runs of a tool and its baseline, their table and their JSON."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import statistics
@@ -184,3 +185,35 @@ def write_json(path: Path, benchmark: str, title: str, settings: dict[str, Any],
         "results": results,
     }
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+Worker = Callable[[str, int, str], dict]  # (precision, timed steps, model) -> one repetition's figures
+
+
+def main_vs_trl(
+    doc: str, workers: dict[str, Worker], benchmark: str, describe: str, loss_name: str, model: str
+) -> None:
+    """The command line of a tool-vs-TRL training benchmark: ``--worker`` runs one repetition of one tool
+    and prints its JSON; otherwise every tool runs ``--reps`` times, alternating, then the table (and
+    ``--json``). ``describe`` is the title's first part (the workload); the first tool is the baseline."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    parser.add_argument("--model", default=model, help="embedded name or local model dir (both tools load it)")
+    parser.add_argument("--json", type=Path, help="write every repetition's figures here")
+    parser.add_argument("--worker", choices=list(workers), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(workers[args.worker](args.precision, args.steps, args.model)))
+        return
+    script = str(Path(sys.argv[0]).resolve())
+    common = ["--steps", str(args.steps), "--precision", args.precision, "--model", args.model]
+    results = alternate(list(workers), args.reps, lambda tool: [sys.executable, script, "--worker", tool, *common])
+    title = (
+        f"{describe}, {args.precision}, {args.steps} timed optimizer steps after 1 warm-up, {args.reps} "
+        f"repetitions (median [min, max]), model {args.model}"
+    )
+    print_table(title, results, loss_name=loss_name)
+    if args.json:
+        write_json(args.json, benchmark, title, vars(args), results)

@@ -17,21 +17,17 @@ Prints a markdown table: median (min, max), the ratio to TRL, and each tool's me
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import tempfile
 from functools import partial
-from pathlib import Path
 
 from dpo_vs_trl import pairs
-from engine_run import alternate, cuda_peak_gb, print_table, rss_gb, train_and_measure, write_json
+from engine_run import cuda_peak_gb, main_vs_trl, rss_gb, train_and_measure
 
 MODEL = "smollm2-135m-instruct"
 BATCH = 4
 
 
-def run_trl(precision: str, steps: int) -> dict:
+def run_trl(precision: str, steps: int, model_name: str) -> dict:
     import torch
     from datasets import Dataset
     from engine_run import trl_clock, trl_measure
@@ -41,7 +37,7 @@ def run_trl(precision: str, steps: int) -> dict:
     from tunesmith.models.load import load_classifier
 
     torch.manual_seed(0)
-    model, tok = load_classifier(MODEL, ["reward"])
+    model, tok = load_classifier(model_name, ["reward"])
     data = Dataset.from_list(
         [
             {
@@ -79,7 +75,7 @@ def run_trl(precision: str, steps: int) -> dict:
     return {**trl_measure(marks), "train_peak_rss_gb": rss_gb(), "train_peak_cuda_gb": cuda_peak_gb()}
 
 
-def run_tunesmith(precision: str, steps: int) -> dict:
+def run_tunesmith(precision: str, steps: int, model_name: str) -> dict:
     import torch
 
     from tunesmith.adapters import lora
@@ -91,7 +87,7 @@ def run_tunesmith(precision: str, steps: int) -> dict:
     from tunesmith.train.reward.loss import RewardLoss
 
     torch.manual_seed(0)
-    model, tok = load_classifier(MODEL, ["reward"])
+    model, tok = load_classifier(model_name, ["reward"])
     examples = [encode_pair(p, tok) for p in pairs()]
     model = lora.apply(model, LoraMethod(r=16, alpha=32))
     if precision == "bf16":  # what train.bf16_frozen_base (default on) does in the recipe
@@ -116,29 +112,10 @@ def run_tunesmith(precision: str, steps: int) -> dict:
 
 
 def main() -> None:
-    global MODEL
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
-    parser.add_argument("--model", default=MODEL, help="embedded name or local model dir (both tools load it)")
-    parser.add_argument("--json", type=Path, help="write every repetition's figures here")
-    parser.add_argument("--worker", choices=["trl", "tunesmith"], help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    MODEL = args.model
-    if args.worker:
-        print(json.dumps((run_trl if args.worker == "trl" else run_tunesmith)(args.precision, args.steps)))
-        return
-    common = ["--steps", str(args.steps), "--precision", args.precision, "--model", args.model]
-    worker = [sys.executable, __file__, "--worker"]
-    results = alternate(["trl", "tunesmith"], args.reps, lambda tool: [*worker, tool, *common])
-    title = (
-        f"LoRA reward model (Bradley-Terry), {args.precision}, {args.steps} timed optimizer steps of {BATCH} pairs "
-        f"after 1 warm-up, {args.reps} repetitions (median [min, max]), model {args.model}"
+    workers = {"trl": run_trl, "tunesmith": run_tunesmith}
+    main_vs_trl(
+        __doc__, workers, "reward", f"LoRA reward model (Bradley-Terry), {BATCH} pairs per step", "mean loss", MODEL
     )
-    print_table(title, results, loss_name="mean loss")
-    if args.json:
-        write_json(args.json, "reward", title, vars(args), results)
 
 
 if __name__ == "__main__":
