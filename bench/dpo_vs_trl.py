@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import json
 import random
-import tempfile
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-from engine_run import cuda_peak_gb, main_vs_trl, rss_gb, train_and_measure
+from engine_run import cuda_peak_gb, engine_settings, main_vs_trl, rss_gb, train_and_measure
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = ROOT / "examples" / "hh-rlhf" / "data" / "pairs.jsonl"
@@ -49,18 +49,11 @@ def pairs(n: int = 64, seed: int = 0) -> list[dict]:
     return out
 
 
-def run_trl(precision: str, steps: int, model_name: str) -> dict:
-    import torch
+def trl_pairs() -> Any:
+    """:func:`pairs` as TRL's conversational preference dataset (prompt messages, chosen and rejected turns)."""
     from datasets import Dataset
-    from engine_run import trl_clock, trl_measure
-    from peft import LoraConfig
-    from trl import DPOConfig, DPOTrainer
 
-    from tunesmith.models.load import load_model
-
-    torch.manual_seed(0)
-    model, tok = load_model(model_name)
-    data = Dataset.from_list(
+    return Dataset.from_list(
         [
             {
                 "prompt": p["prompt"],
@@ -70,28 +63,22 @@ def run_trl(precision: str, steps: int, model_name: str) -> dict:
             for p in pairs()
         ]
     )
+
+
+def run_trl(precision: str, steps: int, model_name: str) -> dict:
+    import torch
+    from engine_run import trl_clock, trl_measure, trl_settings
+    from peft import LoraConfig
+    from trl import DPOConfig, DPOTrainer
+
+    from tunesmith.models.load import load_model
+
+    torch.manual_seed(0)
+    model, tok = load_model(model_name)
+    data = trl_pairs()
     clock, marks = trl_clock()
 
-    config = DPOConfig(
-        output_dir=tempfile.mkdtemp(),
-        per_device_train_batch_size=BATCH,
-        max_steps=steps + 1,
-        learning_rate=5e-5,
-        beta=0.1,
-        loss_type=["sigmoid"],
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        max_length=None,
-        bf16=precision == "bf16",
-        use_cpu=not torch.cuda.is_available(),
-        seed=0,
-        lr_scheduler_type="constant",
-        include_num_input_tokens_seen="non_padding",
-        dataloader_num_workers=0,
-        warmup_steps=0,
-        gradient_checkpointing=False,
-    )
+    config = DPOConfig(**trl_settings(precision, steps, 5e-5, BATCH), beta=0.1, loss_type=["sigmoid"])
     lora = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = DPOTrainer(
         model=model, args=config, train_dataset=data, processing_class=tok, peft_config=lora, callbacks=[clock]
@@ -108,7 +95,7 @@ def run_tunesmith(precision: str, steps: int, model_name: str) -> dict:
     import torch
 
     from tunesmith.adapters import lora
-    from tunesmith.config.schema import LoraMethod, TrainConfig
+    from tunesmith.config.schema import LoraMethod
     from tunesmith.models.load import load_model
     from tunesmith.train.lifecycle import frozen_to_bf16
     from tunesmith.train.preference.config import PreferenceConfig
@@ -122,19 +109,7 @@ def run_tunesmith(precision: str, steps: int, model_name: str) -> dict:
     model = lora.apply(model, LoraMethod(r=16, alpha=32))
     if precision == "bf16":  # what train.bf16_frozen_base (default on) does in the recipe
         frozen_to_bf16(model)
-    config = TrainConfig(
-        lr=5e-5,
-        max_steps=steps + 1,
-        epochs=10,
-        batch_tokens=1_000_000,
-        max_batch_size=BATCH,
-        scheduler="constant",
-        warmup_ratio=0,
-        log_every=1,
-        save_every=10_000,
-        precision=precision,
-        clip_grad=1.0,
-    )
+    config = engine_settings(precision, steps, 5e-5, batch_tokens=1_000_000, max_batch_size=BATCH)
     loss = PreferenceLoss(model, "dpo", PreferenceConfig(beta=0.1), "adapter_off")
     collate = partial(collate_pairs, pad_id=tok.pad_token_id)
     measured = train_and_measure(model, examples, config, tok.pad_token_id, precision, loss, collate)

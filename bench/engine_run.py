@@ -58,6 +58,25 @@ def train_and_measure(
     }
 
 
+def engine_settings(precision: str, steps: int, lr: float, **batching: Any) -> Any:
+    """tunesmith's side of every training benchmark: the same steps (one warm-up more), lr and precision as
+    the baseline, a constant schedule, a log line per step and no checkpoints; ``batching`` sets the batch."""
+    from tunesmith.config.schema import TrainConfig
+
+    return TrainConfig(
+        lr=lr,
+        max_steps=steps + 1,
+        epochs=10,
+        scheduler="constant",
+        warmup_ratio=0,
+        log_every=1,
+        save_every=10_000,
+        precision=precision,
+        clip_grad=1.0,
+        **batching,
+    )
+
+
 def trl_clock() -> tuple[Any, list[tuple[float, int, float]]]:
     """A transformers callback that records ``(time, non-padding tokens seen, logged loss)`` at each optimizer
     step of a TRL trainer, and the list it fills (the baselines' side of every benchmark)."""
@@ -76,6 +95,31 @@ def trl_clock() -> tuple[Any, list[tuple[float, int, float]]]:
                 marks[-1] = (marks[-1][0], marks[-1][1], float(logs["loss"]))
 
     return Clock(), marks
+
+
+def trl_settings(precision: str, steps: int, lr: float, batch: int, checkpointing: bool = False) -> dict[str, Any]:
+    """The ``TrainingArguments`` every TRL baseline shares: the same steps (one warm-up more), lr, batch and
+    precision as our side, a constant schedule, no saving or reporting, non-padding tokens counted."""
+    import torch
+
+    return {
+        "output_dir": tempfile.mkdtemp(),
+        "per_device_train_batch_size": batch,
+        "max_steps": steps + 1,
+        "learning_rate": lr,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": [],
+        "max_length": None,
+        "bf16": precision == "bf16",
+        "use_cpu": not torch.cuda.is_available(),
+        "seed": 0,
+        "lr_scheduler_type": "constant",
+        "include_num_input_tokens_seen": "non_padding",
+        "dataloader_num_workers": 0,
+        "warmup_steps": 0,
+        "gradient_checkpointing": checkpointing,
+    }
 
 
 def trl_measure(marks: list[tuple[float, int, float]]) -> dict:

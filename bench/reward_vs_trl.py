@@ -17,11 +17,10 @@ Prints a markdown table: median (min, max), the ratio to TRL, and each tool's me
 
 from __future__ import annotations
 
-import tempfile
 from functools import partial
 
-from dpo_vs_trl import pairs
-from engine_run import cuda_peak_gb, main_vs_trl, rss_gb, train_and_measure
+from dpo_vs_trl import pairs, trl_pairs
+from engine_run import cuda_peak_gb, engine_settings, main_vs_trl, rss_gb, train_and_measure
 
 MODEL = "smollm2-135m-instruct"
 BATCH = 4
@@ -29,8 +28,7 @@ BATCH = 4
 
 def run_trl(precision: str, steps: int, model_name: str) -> dict:
     import torch
-    from datasets import Dataset
-    from engine_run import trl_clock, trl_measure
+    from engine_run import trl_clock, trl_measure, trl_settings
     from peft import LoraConfig
     from trl import RewardConfig, RewardTrainer
 
@@ -38,35 +36,9 @@ def run_trl(precision: str, steps: int, model_name: str) -> dict:
 
     torch.manual_seed(0)
     model, tok = load_classifier(model_name, ["reward"])
-    data = Dataset.from_list(
-        [
-            {
-                "prompt": p["prompt"],
-                "chosen": [{"role": "assistant", "content": p["chosen"]}],
-                "rejected": [{"role": "assistant", "content": p["rejected"]}],
-            }
-            for p in pairs()
-        ]
-    )
+    data = trl_pairs()
     clock, marks = trl_clock()
-    config = RewardConfig(
-        output_dir=tempfile.mkdtemp(),
-        per_device_train_batch_size=BATCH,
-        max_steps=steps + 1,
-        learning_rate=5e-5,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        max_length=None,
-        bf16=precision == "bf16",
-        use_cpu=not torch.cuda.is_available(),
-        seed=0,
-        lr_scheduler_type="constant",
-        include_num_input_tokens_seen="non_padding",
-        dataloader_num_workers=0,
-        warmup_steps=0,
-        gradient_checkpointing=False,
-    )
+    config = RewardConfig(**trl_settings(precision, steps, 5e-5, BATCH))
     lora = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="SEQ_CLS")
     trainer = RewardTrainer(
         model=model, args=config, train_dataset=data, processing_class=tok, peft_config=lora, callbacks=[clock]
@@ -79,7 +51,7 @@ def run_tunesmith(precision: str, steps: int, model_name: str) -> dict:
     import torch
 
     from tunesmith.adapters import lora
-    from tunesmith.config.schema import LoraMethod, TrainConfig
+    from tunesmith.config.schema import LoraMethod
     from tunesmith.models.load import load_classifier
     from tunesmith.train.lifecycle import frozen_to_bf16
     from tunesmith.train.reward.config import RewardConfig
@@ -92,19 +64,7 @@ def run_tunesmith(precision: str, steps: int, model_name: str) -> dict:
     model = lora.apply(model, LoraMethod(r=16, alpha=32))
     if precision == "bf16":  # what train.bf16_frozen_base (default on) does in the recipe
         frozen_to_bf16(model)
-    config = TrainConfig(
-        lr=5e-5,
-        max_steps=steps + 1,
-        epochs=10,
-        batch_tokens=1_000_000,
-        max_batch_size=BATCH,
-        scheduler="constant",
-        warmup_ratio=0,
-        log_every=1,
-        save_every=10_000,
-        precision=precision,
-        clip_grad=1.0,
-    )
+    config = engine_settings(precision, steps, 5e-5, batch_tokens=1_000_000, max_batch_size=BATCH)
     loss = RewardLoss(model, RewardConfig())
     collate = partial(collate_pairs, pad_id=tok.pad_token_id)
     measured = train_and_measure(model, examples, config, tok.pad_token_id, precision, loss, collate)

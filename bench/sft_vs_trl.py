@@ -29,10 +29,9 @@ import random
 import resource
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
-from engine_run import alternate, cuda_peak_gb, rss_gb, write_json
+from engine_run import alternate, cuda_peak_gb, engine_settings, rss_gb, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 NTREX = ROOT.parent / "shared" / "data" / "ntrex128"
@@ -68,7 +67,7 @@ def held_out(model, tok, precision: str) -> float:  # type: ignore[no-untyped-de
 def run_trl(precision: str, steps: int, checkpointing: bool) -> dict:
     import torch
     from datasets import Dataset
-    from engine_run import trl_clock, trl_measure
+    from engine_run import trl_clock, trl_measure, trl_settings
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
@@ -86,28 +85,11 @@ def run_trl(precision: str, steps: int, checkpointing: bool) -> dict:
         ]
     )
     clock, marks = trl_clock()
-
-    out = tempfile.mkdtemp()
     config = SFTConfig(
-        output_dir=out,
-        per_device_train_batch_size=BATCH,
-        max_steps=steps + 1,
-        learning_rate=2e-4 if METHOD == "lora" else 2e-5,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
+        **trl_settings(precision, steps, 2e-4 if METHOD == "lora" else 2e-5, BATCH, checkpointing),
         padding_free=True,
-        max_length=None,
         completion_only_loss=True,
         use_liger_kernel=LIGER,
-        bf16=precision == "bf16",
-        use_cpu=not torch.cuda.is_available(),
-        seed=0,
-        lr_scheduler_type="constant",
-        include_num_input_tokens_seen="non_padding",
-        dataloader_num_workers=0,
-        warmup_steps=0,
-        gradient_checkpointing=checkpointing,
     )
     lora = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = SFTTrainer(
@@ -134,7 +116,7 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
     from engine_run import train_and_measure
 
     from tunesmith.adapters import lora
-    from tunesmith.config.schema import LoraMethod, TrainConfig
+    from tunesmith.config.schema import LoraMethod
     from tunesmith.data.format import tokenize_example
     from tunesmith.models.load import load_model
     from tunesmith.train import env, kernels
@@ -157,20 +139,8 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
         model = lora.apply(model, LoraMethod(r=16, alpha=32))
         if precision == "bf16":  # what train.bf16_frozen_base (default on) does in the recipe
             frozen_to_bf16(model)
-    config = TrainConfig(
-        lr=2e-4 if METHOD == "lora" else 2e-5,
-        max_steps=steps + 1,
-        epochs=10,
-        packing=True,
-        batch_tokens=int(BATCH * mean_len),
-        max_batch_size=64,
-        scheduler="constant",
-        warmup_ratio=0,
-        log_every=1,
-        save_every=10_000,
-        precision=precision,
-        clip_grad=1.0,
-    )
+    lr = 2e-4 if METHOD == "lora" else 2e-5
+    config = engine_settings(precision, steps, lr, packing=True, batch_tokens=int(BATCH * mean_len), max_batch_size=64)
     measured = train_and_measure(model, exs, config, tok.pad_token_id, precision)
     train_peak = rss_gb()  # before the held-out evaluation, which has its own (equal) memory cost
     return {

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from engine_run import alternate, rss_gb, spread, train_and_measure, write_json
+from engine_run import alternate, engine_settings, rss_gb, spread, train_and_measure, write_json
 from sft_vs_trl import examples
 
 MODEL = "smollm2-135m-instruct"
@@ -62,7 +62,7 @@ class FullLogitsLoss(torch.nn.Module):
 
 def run_variant(name: str, steps: int) -> dict:
     from tunesmith.adapters import lora
-    from tunesmith.config.schema import LoraMethod, TrainConfig
+    from tunesmith.config.schema import LoraMethod
     from tunesmith.data.format import tokenize_example
     from tunesmith.models.load import load_model
     from tunesmith.train import env
@@ -84,19 +84,13 @@ def run_variant(name: str, steps: int) -> dict:
     model = lora.apply(model, LoraMethod(r=16, alpha=32))
     if v["precision"] == "bf16":
         frozen_to_bf16(model)
-    config = TrainConfig(
-        lr=2e-4,
-        max_steps=steps + 1,
-        epochs=10,
+    config = engine_settings(
+        v["precision"],
+        steps,
+        2e-4,
         packing=v["packing"],
         batch_tokens=int(BATCH * mean_len) if v["packing"] else 1_000_000,
         max_batch_size=64 if v["packing"] else BATCH,
-        scheduler="constant",
-        warmup_ratio=0,
-        log_every=1,
-        save_every=10_000,
-        precision=v["precision"],
-        clip_grad=1.0,
     )
     loss = FullLogitsLoss(model) if v["head"] == "full" else None
     measured = train_and_measure(model, exs, config, tok.pad_token_id, v["precision"], loss)

@@ -103,14 +103,16 @@ def multiplying_weights(model: str) -> dict[str, int]:
     return {"causal": causal, "classifier": causal - head}
 
 
-def run(script: str, args: list[str], out: Path) -> dict[str, Any]:
-    """One benchmark script with ``--json out``; its table goes to our stdout as it runs."""
+def run(script: str, args: list[str], out: Path) -> dict[str, Any] | None:
+    """One benchmark script with ``--json out``; its table goes to our stdout as it runs. A failing script
+    prints the end of its error output and gives None: the suite goes on with the others."""
     started = time.perf_counter()
     cmd = [sys.executable, str(BENCH / script), *args, "--json", str(out)]
     print(f"\n$ {' '.join(['python', f'bench/{script}', *args])}", flush=True)
-    done = subprocess.run(cmd, cwd=ROOT, stdout=sys.stdout, stderr=subprocess.DEVNULL)
+    done = subprocess.run(cmd, cwd=ROOT, stdout=sys.stdout, stderr=subprocess.PIPE, text=True)
     if done.returncode:
-        raise SystemExit(f"bench/{script} failed (exit {done.returncode}); run it alone to see why")
+        print(f"bench/{script} FAILED (exit {done.returncode}):\n{done.stderr[-3000:]}", flush=True)
+        return None
     result = json.loads(out.read_text(encoding="utf-8"))
     result["wall_s"] = round(time.perf_counter() - started, 1)
     return result
@@ -201,6 +203,23 @@ def serving_table(result: dict, peaks: dict[str, float], weights: dict[str, int]
     return "\n".join(lines)
 
 
+def speedups_table(result: dict) -> str:
+    """One row per variant of ``bench/speedups.py``: how much faster all levers together are than it."""
+    variants = result["results"]
+    base = median(variants["all levers"], "tokens_per_s")
+    lines = [
+        "| engine variant (LoRA SFT) | non-pad tokens/s | all levers are | peak RSS GB | mean loss |",
+        "|---|---|---|---|---|",
+    ]
+    for name, reps in variants.items():
+        tps = median(reps, "tokens_per_s")
+        lines.append(
+            f"| {name} | {tps:,.0f} | {base / tps:.2f}x faster | {median(reps, 'train_peak_rss_gb'):.2f} "
+            f"| {median(reps, 'mean_loss'):.4f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     choices = [b.name for b in BENCHMARKS] + ["serve", "speedups"]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -229,13 +248,16 @@ def main() -> None:
         flush=True,
     )
     results: dict[str, Any] = {}
-    rows = []
+    rows, failed = [], []
     for bench in BENCHMARKS:
         if bench.name in names:
             options = [*bench.args, "--reps", str(args.reps), "--precision", args.precision, *quick]
             result = run(bench.script, options, args.out / f"{bench.name}.json")
             results[bench.name] = result
-            rows.append(training_row(bench, result, peaks, weights))
+            if result is None:
+                failed.append(bench.script)
+            else:
+                rows.append(training_row(bench, result, peaks, weights))
     sections = []
     if rows:
         sections.append(table(rows))
@@ -244,22 +266,33 @@ def main() -> None:
         short = ["--max-tokens", "8", "--baseline-requests", "2"] if args.quick else []
         options = ["--dtype", dtype, "--rounds", "1", *short]
         results["serve"] = run("serve_throughput.py", options, args.out / "serve.json")
-        sections.append(serving_table(results["serve"], peaks, weights))
+        if results["serve"] is None:
+            failed.append("serve_throughput.py")
+        else:
+            sections.append(serving_table(results["serve"], peaks, weights))
     if "speedups" in names:
         options = ["--reps", "1", "--steps", "2"] if args.quick else ["--reps", "2", "--steps", "4"]
         results["speedups"] = run("speedups.py", options, args.out / "speedups.json")
+        if results["speedups"] is None:
+            failed.append("speedups.py")
+        else:
+            sections.append(speedups_table(results["speedups"]))
     header = (
         f"Measured {time.strftime('%Y-%m-%d')} on {about['cpu']} ({about['cores']} cores"
         f"{', ' + about['gpu'] if 'gpu' in about else ''}), torch {about['torch']}; matmul peak fp32 "
         f"{peaks['fp32']:.2f} / bf16 {peaks['bf16']:.2f} TFLOP/s; `python bench/suite.py` took "
         f"{(time.perf_counter() - started) / 60:.1f} minutes. Median [min, max] of the repetitions."
     )
+    if failed:
+        sections.append(f"FAILED (see the output above): {', '.join(failed)}")
     summary = "\n\n".join([header, *sections])
     print(f"\n{summary}")
     (args.out / "suite.md").write_text(summary + "\n", encoding="utf-8")
     payload = {"machine": about, "matmul_peak_tflops": peaks, "weights": weights, "rows": rows, "runs": results}
     (args.out / "suite.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {args.out / 'suite.json'} and {args.out / 'suite.md'}")
+    if failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

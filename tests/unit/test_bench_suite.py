@@ -44,3 +44,12 @@ def test_mfu_counts_the_tied_head_once_and_the_reward_head_not_at_all() -> None:
     weights = suite.multiplying_weights("smollm2-135m-instruct")
     assert weights["causal"] == 134_515_008  # SmolLM2-135M: the tied 49,152 x 576 embedding is one tensor
     assert weights["causal"] - weights["classifier"] == 49_152 * 576
+
+
+def test_the_speedups_table_says_how_much_faster_all_levers_are() -> None:
+    def reps(tps: float) -> list[dict]:
+        return [{"tokens_per_s": tps, "train_peak_rss_gb": 2.0, "mean_loss": 5.0}] * 2
+
+    result = {"results": {"all levers": reps(300), "padded": reps(200), "fp32": reps(100)}}
+    lines = suite.speedups_table(result).splitlines()
+    assert "| padded | 200 | 1.50x faster |" in lines[3] and "| fp32 | 100 | 3.00x faster |" in lines[4]
