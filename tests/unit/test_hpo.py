@@ -127,3 +127,43 @@ def test_an_observer_that_prunes_stops_training(make_config, tmp_path: Path) -> 
     assert main(["train", str(config), "--set", "name=free"]) == 0  # no observer: the same run goes the whole way
     free = json.loads((tmp_path / "runs" / "free" / "train.json").read_text())
     assert free["steps"] > 4 and not free["stopped_early"]
+
+
+def _trial_eval(folder, gold, pred):  # type: ignore[no-untyped-def]
+    import json
+
+    (folder / "eval").mkdir(parents=True)
+    report = {"labels": ["neg", "pos"], "models": {"tuned (lora)": {}}}
+    (folder / "eval" / "report.json").write_text(json.dumps(report))
+    rows = [
+        {"source": {"file": "t.tsv", "line": i + 2}, "label": g, "predictions": {"tuned (lora)": p}}
+        for i, (g, p) in enumerate(zip(gold, pred, strict=True))
+    ]
+    (folder / "eval" / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(folder)
+
+
+def test_the_best_trial_is_tested_against_trial_0_on_the_same_rows(tmp_path):
+    from tunesmith.hpo.results import against_first
+
+    gold = ["neg", "pos"] * 100
+    better = list(gold)  # right on every row
+    worse = ["neg"] * 200  # right on half
+    trials = [
+        {"number": 0, "state": "complete", "run_dir": _trial_eval(tmp_path / "t0", gold, worse)},
+        {"number": 1, "state": "complete", "run_dir": _trial_eval(tmp_path / "t1", gold, better)},
+    ]
+    summary = {"metric": "eval.accuracy", "best": {"number": 1}, "trials": trials}
+    test = against_first(summary)
+    assert test is not None and test["trials"] == [1, 0] and test["rows"] == 200
+    assert test["delta"] == pytest.approx(0.5) and test["p_value"] < 0.05 and test["low"] > 0
+    summary["metric"] = "eval.weighted_f1"
+    assert against_first(summary)["delta"] > 0.5  # F1 of an all-"neg" answer is worse still
+    # the same predictions: no difference, p = 1
+    trials[0]["run_dir"] = _trial_eval(tmp_path / "same", gold, better)
+    assert against_first(summary)["p_value"] == 1.0
+    # nothing to test: trial 0 is the best, a loss metric, or different rows
+    assert against_first({**summary, "best": {"number": 0}}) is None
+    assert against_first({**summary, "metric": "val_loss"}) is None
+    trials[0]["run_dir"] = _trial_eval(tmp_path / "fewer", gold[:50], better[:50])
+    assert against_first(summary) is None

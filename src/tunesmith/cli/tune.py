@@ -62,6 +62,13 @@ def tune_cmd(
             f"run it: tunesmith run {summary['folder']}/best.yaml",
             highlight=False,
         )
+    if test := summary.get("best_vs_first"):
+        verdict = "significant" if test["p_value"] < 0.05 else "not significant"
+        console.print(
+            f"against trial 0 (your config's values) on the same {test['rows']:,} rows: {test['metric']} "
+            f"{test['delta']:+.4f} [{test['low']:+.4f}, {test['high']:+.4f}], p = {test['p_value']:.3f} ({verdict})",
+            highlight=False,
+        )
     if summary["importances"]:
         shares = ", ".join(f"{k} {v:.2f}" for k, v in summary["importances"].items())
         console.print(f"importance: {shares}", highlight=False)

@@ -35,7 +35,7 @@ def summarise(handle: Any, metric: str) -> dict[str, Any]:
         )
     complete = [t for t in handle.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     best = handle.best_trial if complete else None
-    return {
+    summary = {
         "study": handle.study_name,
         "metric": metric,
         "direction": handle.direction.name.lower(),
@@ -44,6 +44,61 @@ def summarise(handle: Any, metric: str) -> dict[str, Any]:
         "best": {"number": best.number, "value": best.value, "params": best.params} if best else None,
         "importances": importances(handle) if len(complete) >= 2 else {},
     }
+    summary["best_vs_first"] = against_first(summary)
+    return summary
+
+
+PAIRED_METRICS = ("accuracy", "macro_f1", "weighted_f1")
+
+
+def _tuned_predictions(run_dir: str | None) -> tuple[list[tuple[str, int]], list[str], list[str], list[str]] | None:
+    """(row keys, gold, tuned predictions, labels) of a classification trial's evaluation, or None."""
+    if not run_dir:
+        return None
+    eval_dir = Path(run_dir) / "eval"
+    try:
+        report = json.loads((eval_dir / "report.json").read_text(encoding="utf-8"))
+        rows = [json.loads(line) for line in (eval_dir / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    except (OSError, ValueError):
+        return None
+    tuned = next((name for name in report.get("models", {}) if name.startswith("tuned")), None)
+    if tuned is None or not report.get("labels") or not rows or "label" not in rows[0]:
+        return None
+    keys = [(str(r.get("source", {}).get("file")), int(r.get("source", {}).get("line") or 0)) for r in rows]
+    return keys, [r["label"] for r in rows], [r["predictions"].get(tuned, "") for r in rows], report["labels"]
+
+
+def against_first(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The best trial against trial 0 (the config's own values) on the same evaluation rows: the metric's
+    difference with its 95% interval and p-value from a paired bootstrap, so a study says whether it beat
+    the default or only drew a luckier number. None when the metric is not a classification metric, trial 0
+    is the best, or the two trials did not score the same rows."""
+    from tunesmith.eval.stats import encode_labels, f1_from_codes, paired_bootstrap
+
+    name = summary["metric"].split(".", 1)[-1]
+    best = summary["best"]
+    first = next((t for t in summary["trials"] if t["number"] == 0 and t["state"] == "complete"), None)
+    if name not in PAIRED_METRICS or not best or not first or best["number"] == 0:
+        return None
+    chosen = next(t for t in summary["trials"] if t["number"] == best["number"])
+    a, b = _tuned_predictions(chosen["run_dir"]), _tuned_predictions(first["run_dir"])
+    if a is None or b is None or a[0] != b[0] or a[1] != b[1]:
+        return None
+    _, gold, pred_a, labels = a
+    codes_gold, codes_a = encode_labels(gold, pred_a, labels)
+    _, codes_b = encode_labels(gold, b[2], labels)
+    if name == "accuracy":
+
+        def metric(g: Any, p: Any) -> Any:
+            return (g == p).mean(axis=-1)
+    else:
+        average = name.split("_")[0]
+
+        def metric(g: Any, p: Any) -> Any:
+            return f1_from_codes(g, p, len(labels), average)
+
+    test = paired_bootstrap(metric, codes_gold, codes_a, codes_b, vectorised=True)
+    return {"metric": name, "trials": [best["number"], 0], "rows": len(gold), **{k: float(v) for k, v in test.items()}}
 
 
 def importances(handle: Any) -> dict[str, float]:
@@ -127,6 +182,13 @@ def render(summary: dict[str, Any]) -> str:
             ", ".join(f"{k}={_fmt(v)}" for k, v in best["params"].items())
         )
         body += ". Ready to run: <code>best.yaml</code>.</p>"
+        if test := summary.get("best_vs_first"):
+            verdict = "a significant improvement" if test["p_value"] < 0.05 else "not a significant difference"
+            body += (
+                f"<p>Against trial 0 (the config's own values), on the same {test['rows']:,} rows: "
+                f"{e(test['metric'])} {test['delta']:+.4f} [{test['low']:+.4f}, {test['high']:+.4f}], "
+                f"p = {test['p_value']:.3f} (paired bootstrap): <b>{verdict}</b>.</p>"
+            )
         body += chart(lambda: _progress_chart(summary), alt="metric by trial")
         body += chart(lambda: _param_charts(summary), alt="metric against each parameter")
     if summary["importances"]:
