@@ -9,6 +9,7 @@ these variants, each in its own process, alternating, after one untimed warm-up 
 - ``padded``: no packing: batches of 4 examples grouped by length and right-padded (packing's gain);
 - ``padded, full-logits head``: the same padded batches through ``model(..., labels=...)``: logits for every
   position and transformers' loss (the labelled-only head's gain);
+- ``padded, not length-grouped``: padded batches of 4 cut from the shuffled order (length grouping's gain);
 - ``fp32``: all levers but fp32 (bf16's gain);
 - ``+ gradient checkpointing``: all levers plus checkpointing (a memory option: its cost in speed, its saving);
 - ``1 thread``: all levers on one CPU thread instead of every core (the thread setting's gain); CPU only.
@@ -37,11 +38,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "all levers": {},
     "padded": {"packing": False},
     "padded, full-logits head": {"packing": False, "head": "full"},
+    "padded, not length-grouped": {"packing": False, "group": False},
     "fp32": {"precision": "fp32"},
     "+ gradient checkpointing": {"checkpointing": True},
     "1 thread": {"threads": 1},
 }
-DEFAULTS: dict[str, Any] = {"packing": True, "head": "labelled", "precision": "bf16", "checkpointing": False}
+DEFAULTS: dict[str, Any] = {
+    "packing": True,
+    "head": "labelled",
+    "precision": "bf16",
+    "checkpointing": False,
+    "group": True,
+}
 
 
 class FullLogitsLoss(torch.nn.Module):
@@ -91,6 +99,7 @@ def run_variant(name: str, steps: int) -> dict:
         packing=v["packing"],
         batch_tokens=int(BATCH * mean_len) if v["packing"] else 1_000_000,
         max_batch_size=64 if v["packing"] else BATCH,
+        group_by_length=v["group"],
     )
     loss = FullLogitsLoss(model) if v["head"] == "full" else None
     measured = train_and_measure(model, exs, config, tok.pad_token_id, v["precision"], loss)

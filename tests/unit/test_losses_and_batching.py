@@ -68,6 +68,22 @@ def test_token_budget_batches_respect_budget_and_cover_everything() -> None:
     assert token_budget_batches(lengths, 110, 3, seed=1) != batches or len(batches) == 1
 
 
+def test_length_grouping_cuts_padding_and_can_be_switched_off() -> None:
+    import random
+
+    lengths = [random.Random(i).randint(5, 200) for i in range(64)]
+
+    def padded_tokens(batches: list[list[int]]) -> int:
+        return sum(max(lengths[i] for i in b) * len(b) for b in batches)
+
+    grouped = token_budget_batches(lengths, 100_000, 4, seed=0)
+    plain = token_budget_batches(lengths, 100_000, 4, seed=0, group_by_length=False)
+    for batches in (grouped, plain):
+        assert sorted(i for b in batches for i in b) == list(range(64)) and all(len(b) <= 4 for b in batches)
+    assert padded_tokens(grouped) < 0.8 * padded_tokens(plain)  # similar lengths together: far less padding
+    assert token_budget_batches(lengths, 100_000, 4, seed=0, group_by_length=False) == plain  # still seeded
+
+
 def test_example_weights_scale_each_rows_tokens() -> None:
     torch.manual_seed(2)
     hidden = torch.randn(3, 5, 8)

@@ -267,6 +267,11 @@ class TrainConfig(Section):
         description="Padding-free packing: a micro-batch is one row of up to batch_tokens tokens holding whole "
         "examples back to back, with attention run per example (never across) and positions restarting.",
     )
+    group_by_length: bool = Field(
+        True,
+        description="Padded batches (packing off): batch examples of similar length together so little padding "
+        "is computed. Off: batches cut from the shuffled order as they come, as a plain data loader would.",
+    )
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
     max_length: int = Field(512, ge=8, description="Examples longer than this (in tokens) are rejected.")
     loss_on: Literal["completion", "last_turn", "all"] = Field(

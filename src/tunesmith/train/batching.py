@@ -17,18 +17,24 @@ from tunesmith.train.losses import IGNORE_INDEX
 
 
 def token_budget_batches(
-    lengths: Sequence[int], batch_tokens: int, max_batch_size: int, seed: int | None = None
+    lengths: Sequence[int],
+    batch_tokens: int,
+    max_batch_size: int,
+    seed: int | None = None,
+    group_by_length: bool = True,
 ) -> list[list[int]]:
     """Index lists, each a batch whose ``len(batch) * max_len`` fits ``batch_tokens``.
 
     Sorting by length then cutting keeps padding low; with a ``seed`` the order of batches is shuffled
     (and ties in length are broken randomly) so that epochs differ but a seed always gives the same plan.
+    ``group_by_length=False`` cuts the (seeded, shuffled) order as it is, as a plain data loader would.
     """
     order = list(range(len(lengths)))
     rng = random.Random(seed) if seed is not None else None
     if rng:
         rng.shuffle(order)
-    order.sort(key=lambda i: lengths[i])
+    if group_by_length:
+        order.sort(key=lambda i: lengths[i])
     batches: list[list[int]] = []
     current: list[int] = []
     longest = 0

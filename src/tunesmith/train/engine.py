@@ -72,8 +72,11 @@ def example_length(example: Example) -> int:
 
 def plan_epoch(lengths: Sequence[int], config: TrainConfig, seed: int, epoch: int) -> list[list[int]]:
     """The micro-batches of one epoch (index lists); a seed and epoch always give the same plan."""
-    plan = pack_plan if config.packing else token_budget_batches
-    return plan(lengths, config.batch_tokens, config.max_batch_size, seed=seed * 1000 + epoch)
+    if config.packing:
+        return pack_plan(lengths, config.batch_tokens, config.max_batch_size, seed=seed * 1000 + epoch)
+    return token_budget_batches(
+        lengths, config.batch_tokens, config.max_batch_size, seed * 1000 + epoch, config.group_by_length
+    )
 
 
 def make_batch(examples: Sequence[Example], config: TrainConfig, pad_id: int) -> dict[str, torch.Tensor]:
