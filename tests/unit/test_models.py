@@ -101,17 +101,24 @@ def test_pickle_weights_are_refused_unless_trusted(tiny_model_dir, tmp_path) -> 
     load_model(str(tiny_model_dir))  # safetensors load as before
 
 
-def test_a_model_folder_that_ships_its_own_code_is_refused(tiny_model_dir, tmp_path) -> None:
-    """``auto_map`` in config.json is what transformers' trust_remote_code would import and run."""
+def folder_with_code(tiny_model_dir: Path, tmp_path: Path, module: str, cls: str, source: str) -> Path:
+    """A copy of the tiny model whose config names ``module.cls`` (its own modelling code) in ``auto_map``."""
     import json
     import shutil
 
     folder = tmp_path / "custom"
     shutil.copytree(tiny_model_dir, folder)
     config = json.loads((folder / "config.json").read_text())
-    config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}
+    config["auto_map"] = {"AutoModelForCausalLM": f"{module}.{cls}"}
     (folder / "config.json").write_text(json.dumps(config))
-    (folder / "modeling_evil.py").write_text("raise SystemExit('this code must never run')\n")
+    (folder / f"{module}.py").write_text(source)
+    return folder
+
+
+def test_a_model_folder_that_ships_its_own_code_is_refused(tiny_model_dir, tmp_path) -> None:
+    """``auto_map`` in config.json is what transformers' trust_remote_code would import and run."""
+    source = "raise SystemExit('this code must never run')\n"
+    folder = folder_with_code(tiny_model_dir, tmp_path, "modeling_evil", "EvilForCausalLM", source)
     with pytest.raises(ModelError, match="modeling_evil.*does not run code from model files"):
         load_model(str(folder))
     with pytest.raises(ModelError, match="trust_remote_code"):
@@ -120,18 +127,11 @@ def test_a_model_folder_that_ships_its_own_code_is_refused(tiny_model_dir, tmp_p
 
 def test_trust_remote_code_is_an_explicit_opt_in(tiny_model_dir, tmp_path) -> None:
     """With ``trust_remote_code`` the folder's own class is imported and used; the refusal names the option."""
-    import json
-    import shutil
-
-    folder = tmp_path / "custom"
-    shutil.copytree(tiny_model_dir, folder)
-    config = json.loads((folder / "config.json").read_text())
-    config["auto_map"] = {"AutoModelForCausalLM": "modeling_custom.CustomForCausalLM"}
-    (folder / "config.json").write_text(json.dumps(config))
-    (folder / "modeling_custom.py").write_text(
+    source = (
         "from transformers import LlamaForCausalLM\n\n\nclass CustomForCausalLM(LlamaForCausalLM):\n"
         "    ran_the_folders_code = True\n"
     )
+    folder = folder_with_code(tiny_model_dir, tmp_path, "modeling_custom", "CustomForCausalLM", source)
     with pytest.raises(ModelError, match="model.trust_remote_code: true"):
         load_model(str(folder))
     model, _ = load_model(str(folder), trust_remote_code=True)
