@@ -280,6 +280,18 @@ def paired_permutation(values_a: Column, values_b: Column, n: int = 10000, seed:
     return {"delta": float(d.mean()), "p_value": (hits + 1) / (n + 1)}
 
 
+CLASSIFICATION_METRICS = ("accuracy", "macro_f1", "weighted_f1")
+
+
+def classification_metric_fns(n_labels: int) -> dict[str, Metric]:
+    """:data:`CLASSIFICATION_METRICS` as vectorised metrics of label codes (:func:`encode_labels`)."""
+    return {
+        "accuracy": accuracy,
+        "macro_f1": partial(f1_from_codes, n_labels=n_labels, average="macro"),
+        "weighted_f1": partial(f1_from_codes, n_labels=n_labels, average="weighted"),
+    }
+
+
 def classification_intervals(
     gold: Sequence[str],
     pred: Sequence[str],
@@ -293,17 +305,12 @@ def classification_intervals(
     Returns:
         ``{"accuracy": [low, high], "macro_f1": [...], "weighted_f1": [...]}``, each ``None`` with no rows.
     """
-    names = ("accuracy", "macro_f1", "weighted_f1")
+    metrics = classification_metric_fns(len(labels))
     if not gold:
-        return dict.fromkeys(names)
+        return dict.fromkeys(metrics)
     g, p = encode_labels(gold, pred, labels)
-    metrics: dict[str, Metric] = {
-        "accuracy": accuracy,
-        "macro_f1": partial(f1_from_codes, n_labels=len(labels), average="macro"),
-        "weighted_f1": partial(f1_from_codes, n_labels=len(labels), average="weighted"),
-    }
     out: dict[str, list[float] | None] = {}
-    for name in names:
+    for name in metrics:
         _, low, high = bootstrap_ci(
             metrics[name], g, p, n_resamples=n_resamples, alpha=alpha, seed=seed, vectorised=True
         )

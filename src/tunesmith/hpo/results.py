@@ -48,9 +48,6 @@ def summarise(handle: Any, metric: str) -> dict[str, Any]:
     return summary
 
 
-PAIRED_METRICS = ("accuracy", "macro_f1", "weighted_f1")
-
-
 def _tuned_predictions(run_dir: str | None) -> tuple[list[tuple[str, int]], list[str], list[str], list[str]] | None:
     """(row keys, gold, tuned predictions, labels) of a classification trial's evaluation, or None."""
     if not run_dir:
@@ -73,12 +70,12 @@ def against_first(summary: dict[str, Any]) -> dict[str, Any] | None:
     difference with its 95% interval and p-value from a paired bootstrap, so a study says whether it beat
     the default or only drew a luckier number. None when the metric is not a classification metric, trial 0
     is the best, or the two trials did not score the same rows."""
-    from tunesmith.eval.stats import encode_labels, f1_from_codes, paired_bootstrap
+    from tunesmith.eval.stats import CLASSIFICATION_METRICS, classification_metric_fns, encode_labels, paired_bootstrap
 
     name = summary["metric"].split(".", 1)[-1]
     best = summary["best"]
     first = next((t for t in summary["trials"] if t["number"] == 0 and t["state"] == "complete"), None)
-    if name not in PAIRED_METRICS or not best or not first or best["number"] == 0:
+    if name not in CLASSIFICATION_METRICS or not best or not first or best["number"] == 0:
         return None
     chosen = next(t for t in summary["trials"] if t["number"] == best["number"])
     a, b = _tuned_predictions(chosen["run_dir"]), _tuned_predictions(first["run_dir"])
@@ -87,16 +84,7 @@ def against_first(summary: dict[str, Any]) -> dict[str, Any] | None:
     _, gold, pred_a, labels = a
     codes_gold, codes_a = encode_labels(gold, pred_a, labels)
     _, codes_b = encode_labels(gold, b[2], labels)
-    if name == "accuracy":
-
-        def metric(g: Any, p: Any) -> Any:
-            return (g == p).mean(axis=-1)
-    else:
-        average = name.split("_")[0]
-
-        def metric(g: Any, p: Any) -> Any:
-            return f1_from_codes(g, p, len(labels), average)
-
+    metric = classification_metric_fns(len(labels))[name]
     test = paired_bootstrap(metric, codes_gold, codes_a, codes_b, vectorised=True)
     return {"metric": name, "trials": [best["number"], 0], "rows": len(gold), **{k: float(v) for k, v in test.items()}}
 
