@@ -88,10 +88,7 @@ def load_tokenizer_for(config: Any, trained: Path) -> Any:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         if getattr(tokenizer, "chat_template", None):
             return tokenizer
-    return load_tokenizer(
-        configured_source(config.model),
-        config.model.chat_template,
-    )
+    return load_tokenizer(configured_source(config.model), config.model.chat_template)
 
 
 def load_base(config: Any, trained: Path) -> Any:

@@ -79,12 +79,7 @@ def run_path(root: Path, name: str) -> Path | None:
     path = root / name
     if is_run_dir(path):
         return path
-    if not root.is_dir():
-        return None
-    for study in sorted(root.iterdir()):
-        if is_study_dir(study) and is_run_dir(study / name):
-            return study / name
-    return None
+    return next((p for p in run_dirs(root) if p.name == name), None)
 
 
 def status(run_dir: Path, now: float | None = None) -> str:
