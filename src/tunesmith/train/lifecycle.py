@@ -47,21 +47,11 @@ def train(
 ) -> dict[str, Any]:
     """Apply the tuning method, run the engine into the run dir, and finish (see :func:`finish`).
 
-    The chosen kernels (``train.kernels``) and gradient checkpointing (if asked) are switched on first, the
-    method's random init is seeded, and the frozen base is stored in bf16 where :func:`compact_frozen_base`
-    allows. ``make_loss(model)`` builds the objective's loss module around the tuned model. ``method_options``
-    go to the method's ``apply`` (the new vocabulary rows that LoRA should train, say), since only the recipe
-    knows them.
+    The model is prepared first (:func:`prepare`). ``make_loss(model)`` builds the objective's loss module
+    around the tuned model. ``method_options`` go to the method's ``apply`` (the new vocabulary rows that LoRA
+    should train, say), since only the recipe knows them.
     """
-    from tunesmith.adapters import get_method
-
-    kernels.apply(model, config.train.kernels)  # before the adapter wraps the blocks
-    if config.train.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    method = get_method(config.method.name)
-    env.set_seed(config.seed)  # the adapter's random init does not depend on what loading consumed
-    model = method.apply(model, config.method, **(method_options or {}))
-    compact_frozen_base(model, method, config, precision)
+    model, method = prepare(model, config, precision, method_options)
     started = time.perf_counter()
     result = fit(
         make_loss(model),
@@ -90,6 +80,24 @@ def train(
         validation_examples=len(val_ex),
         **extra,
     )
+
+
+def prepare(
+    model: Any, config: RunConfig, precision: str, method_options: dict[str, Any] | None = None
+) -> tuple[Any, Any]:
+    """What every objective does to the loaded model before training: the chosen kernels, gradient
+    checkpointing (if asked), the tuning method with a seeded init, and the frozen base in bf16 where
+    :func:`compact_frozen_base` allows. Returns the tuned model and its method."""
+    from tunesmith.adapters import get_method
+
+    kernels.apply(model, config.train.kernels)  # before the adapter wraps the blocks
+    if config.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    method = get_method(config.method.name)
+    env.set_seed(config.seed)  # the adapter's random init does not depend on what loading consumed
+    model = method.apply(model, config.method, **(method_options or {}))
+    compact_frozen_base(model, method, config, precision)
+    return model, method
 
 
 def compact_frozen_base(model: Any, method: Any, config: RunConfig, precision: str) -> int:

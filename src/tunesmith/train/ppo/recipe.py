@@ -19,13 +19,12 @@ from typing import Any
 
 import torch
 
-from tunesmith.adapters import get_method
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.prepare import prepared_kind
 from tunesmith.errors import ConfigError, TrainingError
 from tunesmith.rundir import RunDir, read_jsonl
 from tunesmith.train import checkpoint as ckpt
-from tunesmith.train import env, kernels, lifecycle
+from tunesmith.train import env, lifecycle
 from tunesmith.train.causal import load_causal
 from tunesmith.train.engine import FitResult, TrainState
 from tunesmith.train.optim import build_optimizer, build_scheduler
@@ -196,14 +195,8 @@ def train_ppo(config: RunConfig, run: RunDir, resume: bool = False, progress: An
     model, tokenizer = load_causal(config, progress)
     device = torch.device(env.device_name())
     scorer = load_scorer(pc.reward, pc.reward_label, device)
-    kernels.apply(model, tc.kernels)
-    if tc.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    method = get_method(config.method.name)
-    env.set_seed(config.seed)
-    model = method.apply(model, config.method)
+    model, method = lifecycle.prepare(model, config, precision)
     model.to(device)
-    lifecycle.compact_frozen_base(model, method, config, precision)
     reference = Reference(model, config.method.name)
     policy = PolicyAndValue(model, ValueHead(model.config.hidden_size).to(device))
 
