@@ -55,6 +55,7 @@ def train_and_measure(
         "timed_tokens": last["tokens"] - first["tokens"],
         "trained_tokens": last["tokens"],
         "mean_loss": statistics.fmean(r["loss"] for r in logged[1:]),
+        "warmup_s": first["elapsed_s"],  # the untimed first step: with train.compile, the compiling
     }
 
 

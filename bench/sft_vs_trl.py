@@ -17,6 +17,7 @@ the completion loss of each trained model on the same 16 unseen examples compute
     python bench/sft_vs_trl.py --model DIR --ntrex DIR   # any local model dir / NTREX copy (the GPU check)
     python bench/sft_vs_trl.py --method full             # full fine-tuning in both tools (lr 2e-5)
     python bench/sft_vs_trl.py --batch 32 --liger        # GPU: larger batches, Liger Kernel in both tools
+    python bench/sft_vs_trl.py --compile                 # tunesmith with train.compile (compiled blocks)
 
 On CUDA both tools train on the GPU and the table adds each one's peak CUDA memory (max allocated).
 """
@@ -40,6 +41,7 @@ METHOD = "lora"  # --method full: full fine-tuning in both tools (lr 2e-5)
 RELEASE = False  # --release: tunesmith with train.release_memory
 BATCH = 4  # --batch: examples per optimizer step (tunesmith: the same mean token budget)
 LIGER = False  # --liger: Liger Kernel in both tools (CUDA; TRL's use_liger_kernel, our train.kernels=liger)
+COMPILE = False  # --compile: tunesmith compiles its blocks (train.compile); TRL keeps its documented setting
 
 
 def examples(n: int = 64, seed: int = 0) -> list[dict[str, str]]:
@@ -139,6 +141,8 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
         model = lora.apply(model, LoraMethod(r=16, alpha=32))
         if precision == "bf16":  # what train.bf16_frozen_base (default on) does in the recipe
             frozen_to_bf16(model)
+    if COMPILE:  # what train.compile does in the recipe, after the adapter
+        kernels.compile_blocks(model)
     lr = 2e-4 if METHOD == "lora" else 2e-5
     config = engine_settings(precision, steps, lr, packing=True, batch_tokens=int(BATCH * mean_len), max_batch_size=64)
     measured = train_and_measure(model, exs, config, tok.pad_token_id, precision)
@@ -152,7 +156,7 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
 
 
 def main() -> None:
-    global MODEL, NTREX, RELEASE, METHOD, BATCH, LIGER
+    global MODEL, NTREX, RELEASE, METHOD, BATCH, LIGER, COMPILE
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--reps", type=int, default=3)
@@ -169,11 +173,14 @@ def main() -> None:
     parser.add_argument("--release", action="store_true", help="tunesmith with train.release_memory")
     parser.add_argument("--batch", type=int, default=BATCH, help="examples per optimizer step")
     parser.add_argument("--liger", action="store_true", help="Liger Kernel in both tools (CUDA only)")
+    parser.add_argument(
+        "--compile", action="store_true", help="tunesmith with train.compile (its compile time is the warm-up step)"
+    )
     parser.add_argument("--json", type=Path, help="write every repetition's figures here")
     parser.add_argument("--worker", choices=["trl", "tunesmith"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     MODEL, NTREX, RELEASE, METHOD = args.model, args.ntrex, args.release, args.method
-    BATCH, LIGER = args.batch, args.liger
+    BATCH, LIGER, COMPILE = args.batch, args.liger, args.compile
     if args.worker:
         result = (run_trl if args.worker == "trl" else run_tunesmith)(args.precision, args.steps, args.checkpointing)
         result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -183,13 +190,15 @@ def main() -> None:
     options = ["--steps", str(args.steps), "--precision", args.precision, "--model", args.model]
     options += ["--ntrex", str(args.ntrex), "--method", args.method, "--batch", str(args.batch)]
     options += ["--checkpointing"] * args.checkpointing + ["--release"] * args.release + ["--liger"] * args.liger
+    options += ["--compile"] * args.compile
     results = alternate(tools, args.reps, lambda tool: [sys.executable, __file__, "--worker", tool, *options])
     base = statistics.median(r["tokens_per_s"] for r in results["trl"])
     base_rss = statistics.median(r["train_peak_rss_gb"] for r in results["trl"])
     title = (
         f"{'LoRA' if args.method == 'lora' else 'Full'} SFT, {args.precision}, "
         f"{'with' if args.checkpointing else 'without'} gradient checkpointing, "
-        f"{args.batch} examples per step{', Liger Kernel in both tools' if args.liger else ''}, "
+        f"{args.batch} examples per step{', Liger Kernel in both tools' if args.liger else ''}"
+        f"{', tunesmith with train.compile' if args.compile else ''}, "
         f"{args.steps} timed optimizer steps after 1 warm-up, {args.reps} repetitions "
         f"(median [min, max]), model {args.model}"
     )
@@ -212,6 +221,10 @@ def main() -> None:
             f"| {statistics.median(tps) / base:.2f}x | {statistics.median(rss):.2f} [{min(rss):.2f}, {max(rss):.2f}] "
             f"| {statistics.median(rss) / base_rss:.2f}x | {whole:.2f} | {trained:.0f} | {loss:.4f} | {cuda_cell} |"
         )
+    warm = [r["warmup_s"] for r in results["tunesmith"] if "warmup_s" in r]
+    if warm:
+        doing = " (compiling)" if args.compile else ""
+        print(f"\ntunesmith's untimed warm-up step{doing}: {statistics.median(warm):.1f} s")
     if args.json:
         write_json(args.json, f"{args.method}_sft", title, vars(args), results)
 

@@ -12,6 +12,8 @@ these variants, each in its own process, alternating, after one untimed warm-up 
 - ``padded, not length-grouped``: padded batches of 4 cut from the shuffled order (length grouping's gain);
 - ``fp32``: all levers but fp32 (bf16's gain);
 - ``+ gradient checkpointing``: all levers plus checkpointing (a memory option: its cost in speed, its saving);
+- ``+ torch.compile``: all levers plus ``train.compile`` (each block compiled after the adapter; the compile
+  time falls in the untimed warm-up step, shown in its own column);
 - ``1 thread``: all levers on one CPU thread instead of every core (the thread setting's gain); CPU only.
 
 Tokens/s counts non-padding tokens, so padding never looks like speed. ``--json`` writes every repetition.
@@ -41,6 +43,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "padded, not length-grouped": {"packing": False, "group": False},
     "fp32": {"precision": "fp32"},
     "+ gradient checkpointing": {"checkpointing": True},
+    "+ torch.compile": {"compile": True},
     "1 thread": {"threads": 1},
 }
 DEFAULTS: dict[str, Any] = {
@@ -49,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "precision": "bf16",
     "checkpointing": False,
     "group": True,
+    "compile": False,
 }
 
 
@@ -73,7 +77,7 @@ def run_variant(name: str, steps: int) -> dict:
     from tunesmith.config.schema import LoraMethod
     from tunesmith.data.format import tokenize_example
     from tunesmith.models.load import load_model
-    from tunesmith.train import env
+    from tunesmith.train import env, kernels
     from tunesmith.train.lifecycle import frozen_to_bf16
     from tunesmith.train.packing import use_segment_attention
 
@@ -92,6 +96,8 @@ def run_variant(name: str, steps: int) -> dict:
     model = lora.apply(model, LoraMethod(r=16, alpha=32))
     if v["precision"] == "bf16":
         frozen_to_bf16(model)
+    if v["compile"]:
+        kernels.compile_blocks(model)
     config = engine_settings(
         v["precision"],
         steps,
@@ -128,8 +134,8 @@ def main() -> None:
         f"steps after 1 warm-up, {args.reps} repetitions (median [min, max])"
     )
     print(f"\n{title}\n")
-    print("| variant | non-pad tokens/s | all levers are | s / step | peak RSS GB | mean loss |")
-    print("|---|---|---|---|---|---|")
+    print("| variant | non-pad tokens/s | all levers are | s / step | warm-up step s | peak RSS GB | mean loss |")
+    print("|---|---|---|---|---|---|---|")
     base = statistics.median(r["tokens_per_s"] for r in results["all levers"])
     for name in names:
         rows = results[name]
@@ -137,6 +143,7 @@ def main() -> None:
         print(
             f"| {name} | {spread([r['tokens_per_s'] for r in rows])} | {base / tps:.2f}x faster "
             f"| {statistics.median(r['seconds_per_step'] for r in rows):.2f} "
+            f"| {statistics.median(r.get('warmup_s', float('nan')) for r in rows):.1f} "
             f"| {spread([r['train_peak_rss_gb'] for r in rows], 2)} "
             f"| {statistics.median(r['mean_loss'] for r in rows):.4f} |"
         )

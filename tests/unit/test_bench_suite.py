@@ -50,6 +50,10 @@ def test_the_speedups_table_says_how_much_faster_all_levers_are() -> None:
     def reps(tps: float) -> list[dict]:
         return [{"tokens_per_s": tps, "train_peak_rss_gb": 2.0, "mean_loss": 5.0}] * 2
 
-    result = {"results": {"all levers": reps(300), "padded": reps(200), "fp32": reps(100)}}
+    compiled = [{"tokens_per_s": 360, "train_peak_rss_gb": 1.8, "mean_loss": 5.0, "warmup_s": w} for w in (12, 20, 14)]
+    result = {
+        "results": {"all levers": reps(300), "padded": reps(200), "fp32": reps(100), "+ torch.compile": compiled}
+    }
     lines = suite.speedups_table(result).splitlines()
-    assert "| padded | 200 | 1.50x faster |" in lines[3] and "| fp32 | 100 | 3.00x faster |" in lines[4]
+    assert "| padded | 200 | 1.50x faster | - |" in lines[3] and "| fp32 | 100 | 3.00x faster | - |" in lines[4]
+    assert "| + torch.compile | 360 | 0.83x faster | 14.0 | 1.80 |" in lines[5]  # the compile time is shown

@@ -86,8 +86,8 @@ def prepare(
     model: Any, config: RunConfig, precision: str, method_options: dict[str, Any] | None = None
 ) -> tuple[Any, Any]:
     """What every objective does to the loaded model before training: the chosen kernels, gradient
-    checkpointing (if asked), the tuning method with a seeded init, and the frozen base in bf16 where
-    :func:`compact_frozen_base` allows. Returns the tuned model and its method."""
+    checkpointing (if asked), the tuning method with a seeded init, the frozen base in bf16 where
+    :func:`compact_frozen_base` allows, and compiled blocks (if asked). Returns the tuned model and its method."""
     from tunesmith.adapters import get_method
 
     kernels.apply(model, config.train.kernels)  # before the adapter wraps the blocks
@@ -97,6 +97,8 @@ def prepare(
     env.set_seed(config.seed)  # the adapter's random init does not depend on what loading consumed
     model = method.apply(model, config.method, **(method_options or {}))
     compact_frozen_base(model, method, config, precision)
+    if config.train.compile:
+        kernels.compile_blocks(model)  # after the adapter, so its arithmetic fuses with the block's
     return model, method
 
 

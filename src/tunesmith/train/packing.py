@@ -176,7 +176,9 @@ def register() -> str:
         from transformers import AttentionInterface
         from transformers.masking_utils import AttentionMaskInterface
 
-        AttentionInterface.register(ATTN_IMPLEMENTATION, segment_attention)
+        # Eager even inside a compiled block (train.compile): the per-example loop would otherwise be
+        # unrolled and recompiled for every new number of examples in a row.
+        AttentionInterface.register(ATTN_IMPLEMENTATION, torch.compiler.disable(segment_attention))
         AttentionMaskInterface.register(ATTN_IMPLEMENTATION, _no_mask)
         _registered = True
     return ATTN_IMPLEMENTATION
