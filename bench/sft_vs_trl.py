@@ -18,6 +18,7 @@ the completion loss of each trained model on the same 16 unseen examples compute
     python bench/sft_vs_trl.py --method full             # full fine-tuning in both tools (lr 2e-5)
     python bench/sft_vs_trl.py --batch 32 --liger        # GPU: larger batches, Liger Kernel in both tools
     python bench/sft_vs_trl.py --compile                 # tunesmith with train.compile (compiled blocks)
+    python bench/sft_vs_trl.py --compile --trl-compile   # ... and TRL with torch_compile=True
 
 On CUDA both tools train on the GPU and the table adds each one's peak CUDA memory (max allocated).
 """
@@ -42,6 +43,8 @@ RELEASE = False  # --release: tunesmith with train.release_memory
 BATCH = 4  # --batch: examples per optimizer step (tunesmith: the same mean token budget)
 LIGER = False  # --liger: Liger Kernel in both tools (CUDA; TRL's use_liger_kernel, our train.kernels=liger)
 COMPILE = False  # --compile: tunesmith compiles its blocks (train.compile); TRL keeps its documented setting
+TRL_COMPILE = False  # --trl-compile: TRL with torch_compile=True (the Trainer compiles the whole model)
+EXACT = False  # --exact-batch: tunesmith packs exactly BATCH examples per row, as TRL's padding-free batch holds
 
 
 def examples(n: int = 64, seed: int = 0) -> list[dict[str, str]]:
@@ -92,6 +95,7 @@ def run_trl(precision: str, steps: int, checkpointing: bool) -> dict:
         padding_free=True,
         completion_only_loss=True,
         use_liger_kernel=LIGER,
+        torch_compile=TRL_COMPILE,
     )
     lora = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = SFTTrainer(
@@ -144,7 +148,11 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
     if COMPILE:  # what train.compile does in the recipe, after the adapter
         kernels.compile_blocks(model)
     lr = 2e-4 if METHOD == "lora" else 2e-5
-    config = engine_settings(precision, steps, lr, packing=True, batch_tokens=int(BATCH * mean_len), max_batch_size=64)
+    if EXACT:  # a budget no row of BATCH examples reaches: every row holds BATCH examples, as TRL's batches do
+        batching = {"batch_tokens": BATCH * max(len(e["input_ids"]) for e in exs), "max_batch_size": BATCH}
+    else:  # the same mean token budget: a row closes when the next example would overflow it
+        batching = {"batch_tokens": int(BATCH * mean_len), "max_batch_size": 64}
+    config = engine_settings(precision, steps, lr, packing=True, **batching)
     measured = train_and_measure(model, exs, config, tok.pad_token_id, precision)
     train_peak = rss_gb()  # before the held-out evaluation, which has its own (equal) memory cost
     return {
@@ -156,7 +164,7 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
 
 
 def main() -> None:
-    global MODEL, NTREX, RELEASE, METHOD, BATCH, LIGER, COMPILE
+    global MODEL, NTREX, RELEASE, METHOD, BATCH, LIGER, COMPILE, TRL_COMPILE, EXACT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--reps", type=int, default=3)
@@ -176,11 +184,19 @@ def main() -> None:
     parser.add_argument(
         "--compile", action="store_true", help="tunesmith with train.compile (its compile time is the warm-up step)"
     )
+    parser.add_argument("--trl-compile", action="store_true", help="TRL with torch_compile=True")
+    parser.add_argument(
+        "--exact-batch",
+        action="store_true",
+        help="tunesmith packs exactly --batch examples per row (the tokens per step TRL trains on), instead of "
+        "rows of --batch x the mean example length",
+    )
     parser.add_argument("--json", type=Path, help="write every repetition's figures here")
     parser.add_argument("--worker", choices=["trl", "tunesmith"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     MODEL, NTREX, RELEASE, METHOD = args.model, args.ntrex, args.release, args.method
-    BATCH, LIGER, COMPILE = args.batch, args.liger, args.compile
+    BATCH, LIGER, COMPILE, TRL_COMPILE = args.batch, args.liger, args.compile, args.trl_compile
+    EXACT = args.exact_batch
     if args.worker:
         result = (run_trl if args.worker == "trl" else run_tunesmith)(args.precision, args.steps, args.checkpointing)
         result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -190,7 +206,7 @@ def main() -> None:
     options = ["--steps", str(args.steps), "--precision", args.precision, "--model", args.model]
     options += ["--ntrex", str(args.ntrex), "--method", args.method, "--batch", str(args.batch)]
     options += ["--checkpointing"] * args.checkpointing + ["--release"] * args.release + ["--liger"] * args.liger
-    options += ["--compile"] * args.compile
+    options += ["--compile"] * args.compile + ["--trl-compile"] * args.trl_compile + ["--exact-batch"] * EXACT
     results = alternate(tools, args.reps, lambda tool: [sys.executable, __file__, "--worker", tool, *options])
     base = statistics.median(r["tokens_per_s"] for r in results["trl"])
     base_rss = statistics.median(r["train_peak_rss_gb"] for r in results["trl"])
@@ -198,7 +214,9 @@ def main() -> None:
         f"{'LoRA' if args.method == 'lora' else 'Full'} SFT, {args.precision}, "
         f"{'with' if args.checkpointing else 'without'} gradient checkpointing, "
         f"{args.batch} examples per step{', Liger Kernel in both tools' if args.liger else ''}"
-        f"{', tunesmith with train.compile' if args.compile else ''}, "
+        f"{', tunesmith with train.compile' if args.compile else ''}"
+        f"{', TRL with torch_compile' if args.trl_compile else ''}"
+        f"{', tunesmith rows of exactly that many examples' if EXACT else ''}, "
         f"{args.steps} timed optimizer steps after 1 warm-up, {args.reps} repetitions "
         f"(median [min, max]), model {args.model}"
     )

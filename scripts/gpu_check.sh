@@ -12,13 +12,15 @@
 #                  per step
 #   liger          the same at 32 examples per step with Liger Kernel in both tools (train.kernels=liger in
 #                  ours, use_liger_kernel in TRL's)
+#   compile        the same at 32 examples per step with tunesmith's blocks compiled (train.compile; Triton on
+#                  CUDA: launch-bound steps are where it should pay most); TRL as documented
 #   dpo_vs_trl     bench/dpo_vs_trl.py on the GPU (LoRA DPO vs TRL's DPOTrainer, HH-RLHF pairs from examples/)
 #   pytest         the unit tests with CUDA visible
 #   ddp            two-process data parallel through accelerate launch (machines with 2+ GPUs only)
 # SECTIONS="pytest sft_vs_trl" BATCHES=32 bash scripts/gpu_check.sh runs only those (the model is built when needed).
 # Record the output in docs/benchmarks.md.
 set -uo pipefail
-SECTIONS=${SECTIONS:-"env method_memory step_timing sft_vs_trl liger dpo_vs_trl pytest ddp"}
+SECTIONS=${SECTIONS:-"env method_memory step_timing sft_vs_trl liger compile dpo_vs_trl pytest ddp"}
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-check}
@@ -104,6 +106,9 @@ done | tee "$OUT/sft_vs_trl.txt"
 
 want liger && timeout 150 $PY bench/sft_vs_trl.py --model $MODEL --ntrex .gpu/ntrex --precision bf16 --steps 8 --reps 2 \
   --batch 32 --liger 2>&1 | grep -v "^rep " | tee "$OUT/liger.txt"
+
+want compile && timeout 200 $PY bench/sft_vs_trl.py --model $MODEL --ntrex .gpu/ntrex --precision bf16 --steps 8 \
+  --reps 2 --batch 32 --compile 2>&1 | grep -v "^rep " | tee "$OUT/compile.txt"
 
 want dpo_vs_trl && timeout 150 $PY bench/dpo_vs_trl.py --model $MODEL --precision bf16 --steps 8 --reps 2 2>&1 \
   | grep -v "^rep " | tee "$OUT/dpo_vs_trl.txt"
