@@ -65,7 +65,7 @@ def trl_pairs() -> Any:
     )
 
 
-def run_trl(precision: str, steps: int, model_name: str) -> dict:
+def run_trl(precision: str, steps: int, model_name: str, compile_blocks: bool = False) -> dict:
     import torch
     from engine_run import trl_clock, trl_measure, trl_settings
     from peft import LoraConfig
@@ -91,12 +91,13 @@ def run_trl(precision: str, steps: int, model_name: str) -> dict:
     }
 
 
-def run_tunesmith(precision: str, steps: int, model_name: str) -> dict:
+def run_tunesmith(precision: str, steps: int, model_name: str, compile_blocks: bool = False) -> dict:
     import torch
 
     from tunesmith.adapters import lora
     from tunesmith.config.schema import LoraMethod
     from tunesmith.models.load import load_model
+    from tunesmith.train import kernels
     from tunesmith.train.lifecycle import frozen_to_bf16
     from tunesmith.train.preference.config import PreferenceConfig
     from tunesmith.train.preference.data import collate_pairs, encode_pair
@@ -109,6 +110,8 @@ def run_tunesmith(precision: str, steps: int, model_name: str) -> dict:
     model = lora.apply(model, LoraMethod(r=16, alpha=32))
     if precision == "bf16":  # what train.bf16_frozen_base (default on) does in the recipe
         frozen_to_bf16(model)
+    if compile_blocks:  # what train.compile does in the recipe, after the adapter
+        kernels.compile_blocks(model)
     config = engine_settings(precision, steps, 5e-5, batch_tokens=1_000_000, max_batch_size=BATCH)
     loss = PreferenceLoss(model, "dpo", PreferenceConfig(beta=0.1), "adapter_off")
     collate = partial(collate_pairs, pad_id=tok.pad_token_id)

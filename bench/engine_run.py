@@ -232,7 +232,8 @@ def write_json(path: Path, benchmark: str, title: str, settings: dict[str, Any],
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 
-Worker = Callable[[str, int, str], dict]  # (precision, timed steps, model) -> one repetition's figures
+# (precision, timed steps, model, compile tunesmith's blocks) -> one repetition's figures; TRL's ignores compile
+Worker = Callable[[str, int, str, bool], dict]
 
 
 def main_vs_trl(
@@ -246,17 +247,22 @@ def main_vs_trl(
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     parser.add_argument("--model", default=model, help="embedded name or local model dir (both tools load it)")
+    parser.add_argument(
+        "--compile", action="store_true", help="tunesmith with train.compile (TRL as its docs recommend)"
+    )
     parser.add_argument("--json", type=Path, help="write every repetition's figures here")
     parser.add_argument("--worker", choices=list(workers), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(workers[args.worker](args.precision, args.steps, args.model)))
+        print(json.dumps(workers[args.worker](args.precision, args.steps, args.model, args.compile)))
         return
     script = str(Path(sys.argv[0]).resolve())
     common = ["--steps", str(args.steps), "--precision", args.precision, "--model", args.model]
+    common += ["--compile"] * args.compile
     results = alternate(list(workers), args.reps, lambda tool: [sys.executable, script, "--worker", tool, *common])
     title = (
-        f"{describe}, {args.precision}, {args.steps} timed optimizer steps after 1 warm-up, {args.reps} "
+        f"{describe}, {args.precision}{', tunesmith with train.compile' if args.compile else ''}, "
+        f"{args.steps} timed optimizer steps after 1 warm-up, {args.reps} "
         f"repetitions (median [min, max]), model {args.model}"
     )
     print_table(title, results, loss_name=loss_name)

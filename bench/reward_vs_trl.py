@@ -26,7 +26,7 @@ MODEL = "smollm2-135m-instruct"
 BATCH = 4
 
 
-def run_trl(precision: str, steps: int, model_name: str) -> dict:
+def run_trl(precision: str, steps: int, model_name: str, compile_blocks: bool = False) -> dict:
     import torch
     from engine_run import trl_clock, trl_measure, trl_settings
     from peft import LoraConfig
@@ -47,12 +47,13 @@ def run_trl(precision: str, steps: int, model_name: str) -> dict:
     return {**trl_measure(marks), "train_peak_rss_gb": rss_gb(), "train_peak_cuda_gb": cuda_peak_gb()}
 
 
-def run_tunesmith(precision: str, steps: int, model_name: str) -> dict:
+def run_tunesmith(precision: str, steps: int, model_name: str, compile_blocks: bool = False) -> dict:
     import torch
 
     from tunesmith.adapters import lora
     from tunesmith.config.schema import LoraMethod
     from tunesmith.models.load import load_classifier
+    from tunesmith.train import kernels
     from tunesmith.train.lifecycle import frozen_to_bf16
     from tunesmith.train.reward.config import RewardConfig
     from tunesmith.train.reward.data import collate_pairs, encode_pair
@@ -64,6 +65,8 @@ def run_tunesmith(precision: str, steps: int, model_name: str) -> dict:
     model = lora.apply(model, LoraMethod(r=16, alpha=32))
     if precision == "bf16":  # what train.bf16_frozen_base (default on) does in the recipe
         frozen_to_bf16(model)
+    if compile_blocks:  # what train.compile does in the recipe, after the adapter
+        kernels.compile_blocks(model)
     config = engine_settings(precision, steps, 5e-5, batch_tokens=1_000_000, max_batch_size=BATCH)
     loss = RewardLoss(model, RewardConfig())
     collate = partial(collate_pairs, pad_id=tok.pad_token_id)
