@@ -63,10 +63,10 @@ def compile_blocks(model: Any) -> int:
     Compiled after the tuning method wraps the blocks, so the adapters' arithmetic fuses with the block's
     norms and activations. Shapes are dynamic from the start: packed rows change length every step and
     would otherwise recompile. The blocks share one code object and, with modules inlined, one graph, so
-    30 blocks compile about as fast as one. Attention is left to run eagerly (the packed segment attention
-    is marked ``torch.compiler.disable``: its per-example loop would recompile for every new number of
-    examples in a row). ``compile()`` in place keeps parameter names, so checkpoints and saved adapters are
-    unchanged.
+    30 blocks compile about as fast as one. The packed segment attention runs eagerly inside the compiled
+    block (it is registered through ``torch.compiler.disable``: its per-example loop would recompile for every
+    new number of examples in a row); padded batches' SDPA is compiled with the block. ``compile()`` in place
+    keeps parameter names, so checkpoints and saved adapters are unchanged.
     """
     import torch
 
