@@ -59,6 +59,24 @@ def train_and_measure(
     }
 
 
+def prepare_like_recipe(model: Any, precision: str, lora: bool = True, compile_blocks: bool = False) -> Any:
+    """What ``lifecycle.prepare`` does to a loaded model, with every benchmark's LoRA (r 16, alpha 32, all linear
+    layers): the adapter, the frozen base stored in bf16 under bf16 (``train.bf16_frozen_base``, default on),
+    then the compiled blocks if asked (``train.compile``). ``lora=False`` (full fine-tuning) only compiles."""
+    from tunesmith.adapters import lora as lora_method
+    from tunesmith.config.schema import LoraMethod
+    from tunesmith.train import kernels
+    from tunesmith.train.lifecycle import frozen_to_bf16
+
+    if lora:
+        model = lora_method.apply(model, LoraMethod(r=16, alpha=32))
+        if precision == "bf16":
+            frozen_to_bf16(model)
+    if compile_blocks:  # after the adapter, as the recipe does
+        kernels.compile_blocks(model)
+    return model
+
+
 def engine_settings(precision: str, steps: int, lr: float, **batching: Any) -> Any:
     """tunesmith's side of every training benchmark: the same steps (one warm-up more), lr and precision as
     the baseline, a constant schedule, a log line per step and no checkpoints; ``batching`` sets the batch."""

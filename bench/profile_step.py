@@ -32,13 +32,10 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
 
-    from engine_run import engine_settings
+    from engine_run import engine_settings, prepare_like_recipe
 
-    from tunesmith.adapters import lora
-    from tunesmith.config.schema import LoraMethod
     from tunesmith.data.format import tokenize_example
     from tunesmith.models.load import load_model
-    from tunesmith.train.lifecycle import frozen_to_bf16
     from tunesmith.train.optim import build_optimizer
     from tunesmith.train.packing import collate_packed, pack_plan, use_segment_attention
     from tunesmith.train.sft.loss import CausalLMLoss
@@ -49,8 +46,7 @@ def main() -> None:
     exs = [tokenize_example(e, tok, "completion") for e in examples()]
     budget = int(4 * statistics.fmean(len(e["input_ids"]) for e in exs))
     use_segment_attention(model)
-    model = lora.apply(model, LoraMethod(r=16, alpha=32))
-    frozen_to_bf16(model)
+    model = prepare_like_recipe(model, "bf16")
     loss_fn = CausalLMLoss(model).train()
     optimizer = build_optimizer(loss_fn, engine_settings("bf16", args.steps, 2e-4, packing=True))
     plan = pack_plan([len(e["input_ids"]) for e in exs], budget, 64, seed=0)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from functools import partial
 
 from dpo_vs_trl import pairs, trl_pairs
-from engine_run import cuda_peak_gb, engine_settings, main_vs_trl, rss_gb, train_and_measure
+from engine_run import cuda_peak_gb, engine_settings, main_vs_trl, prepare_like_recipe, rss_gb, train_and_measure
 
 MODEL = "smollm2-135m-instruct"
 BATCH = 4
@@ -50,11 +50,7 @@ def run_trl(precision: str, steps: int, model_name: str, compile_blocks: bool = 
 def run_tunesmith(precision: str, steps: int, model_name: str, compile_blocks: bool = False) -> dict:
     import torch
 
-    from tunesmith.adapters import lora
-    from tunesmith.config.schema import LoraMethod
     from tunesmith.models.load import load_classifier
-    from tunesmith.train import kernels
-    from tunesmith.train.lifecycle import frozen_to_bf16
     from tunesmith.train.reward.config import RewardConfig
     from tunesmith.train.reward.data import collate_pairs, encode_pair
     from tunesmith.train.reward.loss import RewardLoss
@@ -62,11 +58,7 @@ def run_tunesmith(precision: str, steps: int, model_name: str, compile_blocks: b
     torch.manual_seed(0)
     model, tok = load_classifier(model_name, ["reward"])
     examples = [encode_pair(p, tok) for p in pairs()]
-    model = lora.apply(model, LoraMethod(r=16, alpha=32))
-    if precision == "bf16":  # what train.bf16_frozen_base (default on) does in the recipe
-        frozen_to_bf16(model)
-    if compile_blocks:  # what train.compile does in the recipe, after the adapter
-        kernels.compile_blocks(model)
+    model = prepare_like_recipe(model, precision, compile_blocks=compile_blocks)
     config = engine_settings(precision, steps, 5e-5, batch_tokens=1_000_000, max_batch_size=BATCH)
     loss = RewardLoss(model, RewardConfig())
     collate = partial(collate_pairs, pad_id=tok.pad_token_id)

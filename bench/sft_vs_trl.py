@@ -119,14 +119,11 @@ def run_trl(precision: str, steps: int, checkpointing: bool) -> dict:
 
 def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
     import torch
-    from engine_run import train_and_measure
+    from engine_run import prepare_like_recipe, train_and_measure
 
-    from tunesmith.adapters import lora
-    from tunesmith.config.schema import LoraMethod
     from tunesmith.data.format import tokenize_example
     from tunesmith.models.load import load_model
     from tunesmith.train import env, kernels
-    from tunesmith.train.lifecycle import frozen_to_bf16
     from tunesmith.train.packing import use_segment_attention
 
     if RELEASE:
@@ -141,12 +138,7 @@ def run_tunesmith(precision: str, steps: int, checkpointing: bool) -> dict:
         kernels.apply(model, "liger")
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if METHOD == "lora":
-        model = lora.apply(model, LoraMethod(r=16, alpha=32))
-        if precision == "bf16":  # what train.bf16_frozen_base (default on) does in the recipe
-            frozen_to_bf16(model)
-    if COMPILE:  # what train.compile does in the recipe, after the adapter
-        kernels.compile_blocks(model)
+    model = prepare_like_recipe(model, precision, lora=METHOD == "lora", compile_blocks=COMPILE)
     lr = 2e-4 if METHOD == "lora" else 2e-5
     if EXACT:  # a budget no row of BATCH examples reaches: every row holds BATCH examples, as TRL's batches do
         batching = {"batch_tokens": BATCH * max(len(e["input_ids"]) for e in exs), "max_batch_size": BATCH}

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from engine_run import alternate, engine_settings, rss_gb, spread, train_and_measure, write_json
+from engine_run import alternate, engine_settings, prepare_like_recipe, rss_gb, spread, train_and_measure, write_json
 from sft_vs_trl import examples
 
 MODEL = "smollm2-135m-instruct"
@@ -73,12 +73,9 @@ class FullLogitsLoss(torch.nn.Module):
 
 
 def run_variant(name: str, steps: int) -> dict:
-    from tunesmith.adapters import lora
-    from tunesmith.config.schema import LoraMethod
     from tunesmith.data.format import tokenize_example
     from tunesmith.models.load import load_model
-    from tunesmith.train import env, kernels
-    from tunesmith.train.lifecycle import frozen_to_bf16
+    from tunesmith.train import env
     from tunesmith.train.packing import use_segment_attention
 
     v = {**DEFAULTS, **VARIANTS[name]}
@@ -93,11 +90,7 @@ def run_variant(name: str, steps: int) -> dict:
         use_segment_attention(model)
     if v["checkpointing"]:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model = lora.apply(model, LoraMethod(r=16, alpha=32))
-    if v["precision"] == "bf16":
-        frozen_to_bf16(model)
-    if v["compile"]:
-        kernels.compile_blocks(model)
+    model = prepare_like_recipe(model, v["precision"], compile_blocks=v["compile"])
     config = engine_settings(
         v["precision"],
         steps,
