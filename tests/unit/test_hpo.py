@@ -167,3 +167,59 @@ def test_the_best_trial_is_tested_against_trial_0_on_the_same_rows(tmp_path):
     assert against_first({**summary, "metric": "val_loss"}) is None
     trials[0]["run_dir"] = _trial_eval(tmp_path / "fewer", gold[:50], better[:50])
     assert against_first(summary) is None
+
+
+def test_weighted_validation_also_tallies_the_unweighted_loss(tiny_model_dir: Path) -> None:
+    """With class weights the validation loss changes scale; the loss module also tallies the plain one, which
+    equals the loss of the same batch without weights. Training steps (with gradients) tally nothing."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tunesmith.train.sft.loss import CausalLMLoss
+
+    torch.manual_seed(0)
+    module = CausalLMLoss(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
+    ids = torch.randint(3, 100, (3, 12))
+    labels = ids.clone()
+    labels[:, :8] = -100  # loss on the last 4 tokens of each row
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    weighted = {**batch, "weights": torch.tensor([0.2, 0.3, 2.5])}
+    with torch.no_grad():
+        plain, n = module(batch)
+        loss, _ = module(weighted)
+    module.tally.take("train")
+    module.tally.scope = "val"  # as the engine sets it while validating
+    with torch.no_grad():
+        module(weighted)
+        module(batch)  # no weights: nothing to add
+    tallied = module.tally.take("val")["unweighted_loss"]
+    assert abs(tallied - float(plain)) < 1e-5 and abs(float(loss) - float(plain)) > 1e-3 and n == 12
+    module.tally.scope = "train"
+    module(weighted)[0].backward()  # a training step
+    assert module.tally.take("train") == {}
+
+
+def test_the_pruner_compares_trials_on_the_unweighted_loss(make_config, tmp_path: Path) -> None:
+    """A run with balanced class weights reports both validation losses; the study's observer would use the
+    unweighted one. Ranking trials by val_loss while searching class weights is refused."""
+    from tunesmith.cli.main import main
+    from tunesmith.config.load import load_config
+    from tunesmith.hpo.study import Study, check_space
+    from tunesmith.train.hooks import on_validation
+
+    config = make_config(name="weighted", train={"epochs": 1, "eval_every": 2, "class_weights": "balanced"})
+    seen: list[dict] = []
+    with on_validation(lambda step, values: bool(seen.append(values))):
+        assert main(["train", str(config), "--set", "train.max_steps=2"]) == 0
+    assert seen and all("val_unweighted_loss" in v for v in seen)
+    assert all(abs(v["val_unweighted_loss"] - v["val_loss"]) > 1e-6 for v in seen)
+    logged = [json.loads(line) for line in (tmp_path / "runs" / "weighted" / "metrics.jsonl").read_text().splitlines()]
+    assert any("val_unweighted_loss" in r for r in logged)
+
+    space = {"train.lr": {"log_uniform": [1e-4, 1e-2]}, "train.class_weights": {"choice": ["none", "balanced"]}}
+    by_loss = make_config(hpo={"metric": "val_loss", "space": space})
+    study = Study("s", tmp_path / "study", "sqlite://", by_loss, ())
+    with pytest.raises(ConfigError, match="val_loss cannot rank trials that search train.class_weights"):
+        check_space(load_config(by_loss), study)
+    by_f1 = make_config(hpo={"metric": "eval.macro_f1", "space": space})
+    check_space(load_config(by_f1), Study("s", tmp_path / "study", "sqlite://", by_f1, ()))

@@ -6,9 +6,10 @@ processes or machines can work on one study at once: each asks the database for 
 Trials are grouped under ``<output_dir>/<study>/``: ``<study>-000``, ``<study>-001``... each with its
 config, data, curves and report, plus ``hpo.json`` saying which trial it was.
 
-Pruning: the engine reports every validation loss to the trial (:mod:`tunesmith.train.hooks`); the
-pruner (median of the trials so far at the same step, or successive halving) may stop a weak trial,
-which then skips evaluation and counts as pruned.
+Pruning: the engine reports every validation loss to the trial (:mod:`tunesmith.train.hooks`); the pruner
+(median of the trials so far at the same step, or successive halving) may stop a weak trial, which then skips
+evaluation and counts as pruned. With class weights it sees the unweighted loss, so that trials with and
+without them compare.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ TRIAL_SETTINGS = [
     "eval.split=validation",
     "export.to=[]",
 ]
+
+
+# Fields that change what the validation loss measures, so losses of trials that differ in them do not compare
+LOSS_DEFINING = {"train.class_weights", "train.loss_on"}
 
 
 class _Pruned(Exception):
@@ -132,6 +137,12 @@ def check_space(config: RunConfig, study: Study) -> None:
     exist or a value it refuses is a clear error now rather than every trial failing."""
     from tunesmith.config.hpo import check_dimension
 
+    changes_loss = sorted(set(space_of(config)) & LOSS_DEFINING)
+    if config.hpo.metric == "val_loss" and changes_loss:
+        raise ConfigError(
+            f"hpo.metric val_loss cannot rank trials that search {', '.join(changes_loss)}: the field changes "
+            "what the validation loss measures. Judge trials by an evaluation metric (e.g. eval.macro_f1)."
+        )
     probe = {}
     for key, raw in space_of(config).items():
         bounds = next(iter(check_dimension(key, raw).values()))
@@ -189,7 +200,8 @@ def run_trial(trial: Any, config: RunConfig, study: Study, progress: Any = None)
     results: dict[str, Any] = {}
 
     def observe(step: int, values: dict[str, float]) -> bool:
-        loss = float(values["val_loss"])
+        # with class weights the weighted loss changes scale: trials with and without them compare unweighted
+        loss = float(values.get("val_unweighted_loss", values["val_loss"]))
         trial.report(-loss if maximize else loss, step)  # the pruner compares in the study's direction
         return bool(trial.should_prune())
 

@@ -9,6 +9,7 @@ import torch
 from tunesmith.adapters.prompting import decoder_hidden
 from tunesmith.train.batching import to_device
 from tunesmith.train.losses import labelled_lm_loss, labelled_nll_per_row
+from tunesmith.train.tracking import Tally
 
 
 def causal_parts(model: Any) -> tuple[Any, Any]:
@@ -22,18 +23,27 @@ class CausalLMLoss(torch.nn.Module):
 
     Running the decoder and the head separately lets the head see only labelled positions; LoRA layers
     live inside the decoder's modules, so they apply as usual.
+
+    With class weights, validation also tallies the unweighted loss (``val_unweighted_loss``): the weighted
+    one changes scale with the weights, so runs with and without them (trials of a hyperparameter search)
+    can only be compared on the unweighted one.
     """
 
     def __init__(self, model: Any, chunk_size: int = 2048) -> None:
         super().__init__()
         self.model = model
         self.chunk_size = chunk_size
+        self.tally = Tally(("unweighted_loss",))
 
     def forward(self, batch: dict[str, torch.Tensor], normalizer: float | None = None) -> tuple[torch.Tensor, int]:
         batch = to_device(batch, self.model)
         hidden, head = self._hidden(batch)
         weights = batch.get("token_weights", batch.get("weights"))
-        return labelled_lm_loss(hidden, batch["labels"], head, normalizer, self.chunk_size, weights=weights)
+        loss, n = labelled_lm_loss(hidden, batch["labels"], head, normalizer, self.chunk_size, weights=weights)
+        if weights is not None and not torch.is_grad_enabled() and n:  # validation: the head on N rows again
+            plain, _ = labelled_lm_loss(hidden, batch["labels"], head, 1.0, self.chunk_size)
+            self.tally.add("unweighted_loss", float(plain), n)
+        return loss, n
 
     def per_row(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B,)`` summed NLL and ``(B,)`` labelled-token counts of a right-padded batch (evaluation)."""
