@@ -8,6 +8,9 @@ printed). The server is tunesmith's app on uvicorn in this process (a background
 ``httpx`` client threads; each concurrency level sends ``clients x --rounds`` requests. The baseline is
 one ``model.generate`` call after another, each request alone, as a plain script would serve.
 
+``--vllm`` (run it with ``.venv-vllm/bin/python``, which ``make test-vllm`` builds) then serves the same
+requests through ``--backend vllm`` on the same machine: vLLM's CPU build as the peer to beat.
+
 Prints: generated tokens/s (sum of completion tokens / wall time), p50/p95 request latency, and the
 speed-up over the sequential baseline. ``--json`` writes the figures.
 
@@ -134,6 +137,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="requests per client at each concurrency level")
     parser.add_argument("--baseline-requests", type=int, default=8)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--vllm", action="store_true", help="also serve through the vLLM backend (needs vLLM)")
     args = parser.parse_args()
 
     import torch
@@ -152,6 +156,21 @@ def main() -> None:
         count = max(4, clients * args.rounds)  # at least 4 requests for the latency percentiles
         rows[f"server, {clients} clients"] = served(url, texts[:count], clients, args.max_tokens)
     server.should_exit = True
+    server.thread.join()  # type: ignore[attr-defined]
+    stats = engine.stats()
+    if args.vllm:
+        engine.shutdown()
+        peer = build_engine(
+            MODEL, dtype=args.dtype, settings=EngineSettings(max_batch=16, max_waiting=256), backend="vllm"
+        )
+        url, server = start_server(peer)
+        served(url, texts[:2], 2, 8)  # warm-up
+        for clients in (1, 4, 16):
+            count = max(4, clients * args.rounds)
+            rows[f"vLLM server, {clients} clients"] = served(url, texts[:count], clients, args.max_tokens)
+        server.should_exit = True
+        server.thread.join()  # type: ignore[attr-defined]
+        peer.close()
     base = rows["sequential generate"]
     reference = dict(zip(texts[: args.baseline_requests], base["answers"], strict=True))
     print(
@@ -169,7 +188,6 @@ def main() -> None:
             f"| {name} | {r['requests']} | {r['tokens']} | {r['wall_s']:.1f} | {r['tokens_per_s']:.1f} | "
             f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x | {r['p50_s']:.2f} | {r['p95_s']:.2f} | {same} |"
         )
-    stats = engine.stats()
     mean_rows = stats["decoded_rows"] / max(1, stats["decode_steps"])
     print(f"\nengine: {stats['decode_steps']} decode steps, mean {mean_rows:.1f} rows per step")
     if args.json:
