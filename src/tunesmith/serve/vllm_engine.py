@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import tempfile
 import threading
@@ -376,6 +377,7 @@ def build_vllm_engine(
     ``engine_args`` are further vLLM ``EngineArgs`` fields (``gpu_memory_utilization``, ``quantization``...),
     which win over the ones set here."""
     require()
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM's INFO lines drown the server's; read at import
     from vllm import EngineArgs
     from vllm.v1.engine.llm_engine import LLMEngine
 
