@@ -3,24 +3,17 @@ and a burst of concurrent clients where every request gets the right answer or a
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
+from serve_helpers import burst, free_port, running
+
 pytestmark = pytest.mark.integration
 KEY = "test-key-123"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -47,23 +40,8 @@ def server(tiny_lora_run: Path, tmp_path_factory: pytest.TempPathFactory):
         "--max-body-bytes",
         "100000",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited: {process.stdout.read() if process.stdout else ''}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("server did not come up in 120 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    with running(command, f"http://127.0.0.1:{port}") as url:
+        yield url
 
 
 def client(url: str, key: str = KEY):
@@ -108,25 +86,14 @@ def test_bad_key_oversize_and_unknown_model_are_clean_errors(server: str) -> Non
 
 
 def test_sixty_four_requests_from_sixteen_clients_get_an_answer_or_429(server: str) -> None:
-    import openai
-
     api = client(server)
-    prompts = ["good morning", "how far", "I dey", "wetin happen"]
-    expected = {p: ask(api, "tiny-lora", p).choices[0].message.content for p in prompts}
+
+    def tuned(prompt: str) -> str:
+        return ask(api, "tiny-lora", prompt).choices[0].message.content
+
+    expected = {p: tuned(p) for p in ["good morning", "how far", "I dey", "wetin happen"]}
     before = httpx.get(f"{server}/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
-
-    def one(i: int) -> str:
-        prompt = prompts[i % len(prompts)]
-        try:
-            answer = ask(api, "tiny-lora", prompt).choices[0].message.content
-        except openai.RateLimitError as exc:
-            assert int(exc.response.headers["retry-after"]) >= 1
-            return "429"
-        assert answer == expected[prompt]
-        return "ok"
-
-    with ThreadPoolExecutor(16) as pool:
-        outcomes = list(pool.map(one, range(64)))
+    outcomes = burst(tuned, expected, total=64)
     print("outcomes:", {k: outcomes.count(k) for k in set(outcomes)})
     assert len(outcomes) == 64 and outcomes.count("ok") + outcomes.count("429") == 64
     assert outcomes.count("ok") >= 10  # 4 rows decode and 6 wait at a time: many get through

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import threading
-import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
+
+from serve_helpers import burst, free_port, make_adapter, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm]
 pytest.importorskip("vllm")
@@ -37,10 +36,6 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 def model_and_adapters(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """A tiny random Llama whose head size vLLM's attention kernels take (64), and two random LoRA adapters of
     ranks 8 and 16 (B not zero, so each changes the answers)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
     from tunesmith.models.tiny import build_tiny_causal_lm
 
     root = tmp_path_factory.mktemp("vllm")
@@ -52,14 +47,7 @@ def model_and_adapters(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
         num_attention_heads=2,
         num_key_value_heads=2,
     )
-    folders = []
-    for name, rank in (("a1", 8), ("a2", 16)):
-        torch.manual_seed(rank)
-        targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-        config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=targets, init_lora_weights=False)
-        get_peft_model(AutoModelForCausalLM.from_pretrained(model), config).save_pretrained(root / name)
-        folders.append(root / name)
-    return model, folders[0], folders[1]
+    return model, make_adapter(model, root / "a1", seed=1, rank=8), make_adapter(model, root / "a2", seed=2, rank=16)
 
 
 def generate(engine, model: str, text: str, max_tokens: int = 12) -> tuple[str, str, int]:
@@ -127,31 +115,8 @@ def server(model_and_adapters, tmp_path_factory: pytest.TempPathFactory):
         *("--adapter", f"a1={a1}", "--adapter-root", str(model.parent), "--port", str(port)),
         *("--api-key-file", str(keys), "--dtype", "float32", "--max-batch", "4", "--max-waiting", "6"),
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited: {process.stdout.read() if process.stdout else ''}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("the vLLM server did not come up in 300 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=60)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    with running(command, f"http://127.0.0.1:{port}", wait_s=300) as url:
+        yield url
 
 
 def api(url: str, key: str = KEY):
@@ -193,23 +158,12 @@ def test_the_openai_client_against_the_vllm_backend(server: str, model_and_adapt
 
 
 def test_a_burst_gets_answers_or_429_and_none_is_lost(server: str) -> None:
-    import openai
-
     client = api(server)
-    expected = {p: chat(client, "a1", p).choices[0].message.content for p in PROMPTS}
 
-    def one(i: int) -> str:
-        prompt = PROMPTS[i % len(PROMPTS)]
-        try:
-            answer = chat(client, "a1", prompt).choices[0].message.content
-        except openai.RateLimitError as exc:
-            assert int(exc.response.headers["retry-after"]) >= 1
-            return "429"
-        assert answer == expected[prompt]
-        return "ok"
+    def ask(prompt: str) -> str:
+        return chat(client, "a1", prompt).choices[0].message.content
 
-    with ThreadPoolExecutor(16) as pool:
-        outcomes = list(pool.map(one, range(48)))
+    outcomes = burst(ask, {p: ask(p) for p in PROMPTS}, total=48)
     assert outcomes.count("ok") + outcomes.count("429") == 48 and outcomes.count("ok") >= 10
     health = httpx.get(f"{server}/health").json()
     assert health["status"] == "ok" and health["active"] == 0

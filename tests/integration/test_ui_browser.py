@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from serve_helpers import free_port
 from ui_helpers import copy_run
 
 pytestmark = pytest.mark.integration
@@ -29,12 +29,6 @@ def chromium() -> str:
         if found := shutil.which(name):
             return found
     pytest.skip("no Chromium on this machine (make setup installs Debian's `chromium` package)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

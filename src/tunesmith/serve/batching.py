@@ -13,13 +13,9 @@ batch reads them once per step for all rows).
 from __future__ import annotations
 
 import logging
-import math
 import secrets
-import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +25,8 @@ import torch
 from tunesmith.adapters.prompting import cache_argument
 from tunesmith.errors import ServeError
 from tunesmith.serve.adapters import AdapterPool
-from tunesmith.serve.engine import Delta, GenerationRequest, QueueFull, Sink, UnknownModel
+from tunesmith.serve.engine import Delta, GenerationRequest, Sink, UnknownModel
+from tunesmith.serve.inflight import Inflight
 from tunesmith.serve.kvbatch import KVBatch, positions_from_mask
 from tunesmith.serve.sampling import TextTail, next_tokens
 
@@ -88,24 +85,11 @@ class BatchingEngine:
         inner = pool.model.get_base_model() if hasattr(pool.model, "get_base_model") else pool.model
         self._cache_name = cache_argument(inner) or "past_key_values"
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
-        self._cond = threading.Condition()
+        self.inflight = Inflight()
+        self.counters = self.inflight.counters
         self._waiting: deque[_Row] = deque()
-        self._commands: list[tuple[Callable[[], Any], Future]] = []
         self._active: list[_Row] = []
-        self._by_id: dict[str, _Row] = {}
         self._kv = KVBatch()
-        self._thread: threading.Thread | None = None
-        self._stopping = False
-        self._seconds_per_request = 1.0
-        self.counters = {
-            "requests": 0,
-            "prompt_tokens": 0,
-            "generated_tokens": 0,
-            "decode_steps": 0,
-            "decoded_rows": 0,
-            "rejected": 0,
-            "errors": 0,
-        }
 
     # --- the protocol -------------------------------------------------------------------------------
     def model_names(self) -> list[str]:
@@ -122,24 +106,18 @@ class BatchingEngine:
             generator = torch.Generator().manual_seed(seed)
         deadline = time.monotonic() + request.timeout_s if request.timeout_s else None
         row = _Row(request, sink, TextTail(self.tokenizer, params.stop), generator, deadline)
-        with self._cond:
+        with self.inflight.cond:
             if len(self._waiting) >= self.settings.max_waiting:
-                self.counters["rejected"] += 1
-                waits = len(self._waiting) / self.settings.max_batch
-                raise QueueFull(len(self._waiting), max(1.0, math.ceil(waits * self._seconds_per_request)))
+                raise self.inflight.refuse(len(self._waiting), self.settings.max_batch)
             self._waiting.append(row)
-            self._by_id[request.request_id] = row
-            self._cond.notify()
+            self.inflight.by_id[request.request_id] = row
+            self.inflight.cond.notify()
 
     def cancel(self, request_id: str) -> None:
-        row = self._by_id.get(request_id)
-        if row is not None:
-            row.cancelled = True
-            with self._cond:
-                self._cond.notify()
+        self.inflight.cancel(request_id)
 
     def load_adapter(self, name: str, path: str) -> dict[str, Any]:
-        return self._call(lambda: self.pool.load(name, Path(path)))
+        return self.inflight.call(lambda: self.pool.load(name, Path(path)))
 
     def unload_adapter(self, name: str) -> None:
         def unload() -> None:
@@ -148,54 +126,33 @@ class BatchingEngine:
                 raise ServeError(f"adapter '{name}' is in use by {users} requests; unload it when they finish.")
             self.pool.unload(name)
 
-        self._call(unload)
+        self.inflight.call(unload)
 
     def stats(self) -> dict[str, float]:
         return {**self.counters, "waiting": len(self._waiting), "active": len(self._active)}
 
     def start(self) -> None:
-        if self._thread is None:
-            self._stopping = False  # a restarted engine (a second app's lifespan) must run again
-            self._thread = threading.Thread(target=self._loop, name="tunesmith-engine", daemon=True)
-            self._thread.start()
+        self.inflight.start(self._loop, "tunesmith-engine")
 
     def shutdown(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        self.inflight.stop()
         for row in [*self._active, *self._waiting]:
             self._finish(row, "cancelled")
         self._active, self._kv = [], KVBatch()
         self._waiting.clear()
 
     # --- the loop -----------------------------------------------------------------------------------
-    def _call(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` on the engine thread between two steps (model changes must not race a forward)."""
-        if self._thread is None or not self._thread.is_alive():
-            return fn()
-        future: Future = Future()
-        with self._cond:
-            self._commands.append((fn, future))
-            self._cond.notify()
-        return future.result(timeout=600)
-
     def _loop(self) -> None:
+        inflight = self.inflight
         while True:
-            with self._cond:
-                while not (self._stopping or self._waiting or self._active or self._commands):
-                    self._cond.wait()
-                if self._stopping:
+            with inflight.cond:
+                while not (inflight.stopping or self._waiting or self._active or inflight.commands):
+                    inflight.cond.wait()
+                if inflight.stopping:
                     return
-                commands, self._commands = self._commands, []
+                commands = inflight.take_commands()
                 admitted = self._take()
-            for fn, future in commands:
-                try:
-                    future.set_result(fn())
-                except Exception as exc:
-                    future.set_exception(exc)
+            inflight.run(commands)
             try:
                 self.step(admitted)
             except Exception as exc:  # a failing forward must not take the server down: fail this batch
@@ -313,14 +270,4 @@ class BatchingEngine:
         self._active = [self._active[i] for i in keep]
 
     def _finish(self, row: _Row, reason: str, text: str = "", error: str | None = None) -> None:
-        if self._by_id.pop(row.request.request_id, None) is None:
-            return  # already finished
-        key = f"finished_{reason}"
-        self.counters[key] = self.counters.get(key, 0) + 1
-        elapsed = time.monotonic() - row.started
-        self._seconds_per_request = 0.9 * self._seconds_per_request + 0.1 * elapsed
-        prompt = len(row.request.prompt_ids)
-        try:
-            row.sink(Delta(text, reason, prompt, row.generated, error))
-        except Exception:  # a sink that fails (its client's loop closed) must not stop the others
-            log.exception("delivering the end of %s failed", row.request.request_id)
+        self.inflight.finish(row, reason, text, error)

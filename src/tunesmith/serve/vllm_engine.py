@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +30,8 @@ from typing import Any
 from tunesmith.errors import ServeError
 from tunesmith.serve.adapters import adapter_folder, check_name
 from tunesmith.serve.batching import EngineSettings
-from tunesmith.serve.engine import Delta, GenerationRequest, QueueFull, Sink, UnknownModel
+from tunesmith.serve.engine import Delta, GenerationRequest, Sink, UnknownModel
+from tunesmith.serve.inflight import Inflight
 
 log = logging.getLogger(__name__)
 
@@ -112,23 +110,10 @@ class VLLMEngine:
         self._cleanup = cleanup
         self.adapters: dict[str, Any] = {}  # name -> vllm LoRARequest
         self._next_lora_id = 1
-        self._cond = threading.Condition()
+        self.inflight = Inflight()
+        self.counters = self.inflight.counters
         self._incoming: deque[_Live] = deque()
         self._live: dict[str, _Live] = {}  # handed to vLLM, by request id (vLLM reports and aborts by ours)
-        self._by_id: dict[str, _Live] = {}  # every request until it finishes
-        self._commands: list[tuple[Callable[[], Any], Future]] = []
-        self._thread: threading.Thread | None = None
-        self._stopping = False
-        self._seconds_per_request = 1.0
-        self.counters = {
-            "requests": 0,
-            "prompt_tokens": 0,
-            "generated_tokens": 0,
-            "decode_steps": 0,
-            "decoded_rows": 0,
-            "rejected": 0,
-            "errors": 0,
-        }
 
     # --- the protocol -------------------------------------------------------------------------------
     def model_names(self) -> list[str]:
@@ -139,22 +124,16 @@ class VLLMEngine:
             raise UnknownModel(request.model)
         deadline = time.monotonic() + request.timeout_s if request.timeout_s else None
         row = _Live(request, sink, deadline)
-        with self._cond:
-            waiting = len(self._by_id) - self.settings.max_batch
+        with self.inflight.cond:
+            waiting = len(self.inflight.by_id) - self.settings.max_batch
             if waiting >= self.settings.max_waiting:
-                self.counters["rejected"] += 1
-                waits = waiting / self.settings.max_batch
-                raise QueueFull(waiting, max(1.0, math.ceil(waits * self._seconds_per_request)))
-            self._by_id[request.request_id] = row
+                raise self.inflight.refuse(waiting, self.settings.max_batch)
+            self.inflight.by_id[request.request_id] = row
             self._incoming.append(row)
-            self._cond.notify()
+            self.inflight.cond.notify()
 
     def cancel(self, request_id: str) -> None:
-        row = self._by_id.get(request_id)
-        if row is not None:
-            row.cancelled = True
-            with self._cond:
-                self._cond.notify()
+        self.inflight.cancel(request_id)
 
     def load_adapter(self, name: str, path: str) -> dict[str, Any]:
         check_name(name)
@@ -181,7 +160,7 @@ class VLLMEngine:
                 raise ServeError(f"{folder}: vLLM did not load the adapter (see the server log).")
             self.adapters[name] = lora
 
-        self._call(add)
+        self.inflight.call(add)
         return {"name": name, "path": str(folder)}
 
     def unload_adapter(self, name: str) -> None:
@@ -189,15 +168,15 @@ class VLLMEngine:
             if name not in self.adapters:
                 loaded = ", ".join(self.adapters) or "none"
                 raise ServeError(f"no adapter named '{name}' is loaded (loaded: {loaded}).")
-            users = sum(r.request.model == name for r in self._by_id.values())
+            users = sum(r.request.model == name for r in self.inflight.by_id.values())
             if users:
                 raise ServeError(f"adapter '{name}' is in use by {users} requests; unload it when they finish.")
             self.llm.remove_lora(self.adapters.pop(name).lora_int_id)
 
-        self._call(unload)
+        self.inflight.call(unload)
 
     def stats(self) -> dict[str, float]:
-        outstanding = len(self._by_id)
+        outstanding = len(self.inflight.by_id)
         return {
             **self.counters,
             "waiting": max(0, outstanding - self.settings.max_batch),
@@ -205,22 +184,14 @@ class VLLMEngine:
         }
 
     def start(self) -> None:
-        if self._thread is None:
-            self._stopping = False
-            self._thread = threading.Thread(target=self._loop, name="tunesmith-vllm", daemon=True)
-            self._thread.start()
+        self.inflight.start(self._loop, "tunesmith-vllm")
 
     def shutdown(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        self.inflight.stop()
         if self._live:
             self.llm.abort_request(list(self._live))
-        for row in list(self._by_id.values()):
-            self._finish(row, "cancelled")
+        for row in list(self.inflight.by_id.values()):
+            self.inflight.finish(row, "cancelled")
         self._live.clear()
         self._incoming.clear()
 
@@ -234,32 +205,19 @@ class VLLMEngine:
             self._cleanup()
             self._cleanup = None
 
-    # --- the loop -----------------------------------------------------------------------------------
-    def _call(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` on the engine thread between two steps (vLLM's engine is not thread-safe)."""
-        if self._thread is None or not self._thread.is_alive():
-            return fn()
-        future: Future = Future()
-        with self._cond:
-            self._commands.append((fn, future))
-            self._cond.notify()
-        return future.result(timeout=600)
-
+    # --- the loop: vLLM's engine is not thread-safe, so every call to it is made from here ---------------
     def _loop(self) -> None:
+        inflight = self.inflight
         while True:
-            with self._cond:
-                while not (self._stopping or self._incoming or self._live or self._commands):
-                    self._cond.wait()
-                if self._stopping:
+            with inflight.cond:
+                while not (inflight.stopping or self._incoming or self._live or inflight.commands):
+                    inflight.cond.wait()
+                if inflight.stopping:
                     return
-                commands, self._commands = self._commands, []
+                commands = inflight.take_commands()
                 incoming = list(self._incoming)
                 self._incoming.clear()
-            for fn, future in commands:
-                try:
-                    future.set_result(fn())
-                except Exception as exc:
-                    future.set_exception(exc)
+            inflight.run(commands)
             try:
                 for row in incoming:
                     self._add(row)
@@ -272,7 +230,7 @@ class VLLMEngine:
                 live = list(self._live.values())
                 self._live.clear()
                 for row in live:
-                    self._finish(row, "error", error=f"{type(exc).__name__}: {exc}")
+                    inflight.finish(row, "error", error=f"{type(exc).__name__}: {exc}")
                 try:
                     self.llm.abort_request([r.request.request_id for r in live])
                 except Exception:
@@ -280,7 +238,7 @@ class VLLMEngine:
 
     def _add(self, row: _Live) -> None:
         if row.cancelled or (row.deadline is not None and time.monotonic() > row.deadline):
-            self._finish(row, "cancelled" if row.cancelled else "timeout")
+            self.inflight.finish(row, "cancelled" if row.cancelled else "timeout")
             return
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
@@ -303,7 +261,7 @@ class VLLMEngine:
             )
         except Exception as exc:  # vLLM refused this request (a prompt too long for its cache): only this one
             self.counters["errors"] += 1
-            self._finish(row, "error", error=f"{type(exc).__name__}: {exc}")
+            self.inflight.finish(row, "error", error=f"{type(exc).__name__}: {exc}")
             return
         self._live[request.request_id] = row
         self.counters["requests"] += 1
@@ -317,7 +275,7 @@ class VLLMEngine:
         self.llm.abort_request([r.request.request_id for r in gone])
         for row in gone:
             del self._live[row.request.request_id]
-            self._finish(row, "cancelled" if row.cancelled else "timeout")
+            self.inflight.finish(row, "cancelled" if row.cancelled else "timeout")
 
     def _deliver(self, outputs: list[Any]) -> None:
         if outputs:
@@ -332,21 +290,9 @@ class VLLMEngine:
             self.counters["generated_tokens"] += len(piece.token_ids)
             if out.finished:
                 del self._live[out.request_id]
-                self._finish(row, FINISH.get(piece.finish_reason or "stop", "stop"), piece.text)
+                self.inflight.finish(row, FINISH.get(piece.finish_reason or "stop", "stop"), piece.text)
             elif piece.text:
                 row.sink(Delta(piece.text))
-
-    def _finish(self, row: _Live, reason: str, text: str = "", error: str | None = None) -> None:
-        if self._by_id.pop(row.request.request_id, None) is None:
-            return  # already finished
-        key = f"finished_{reason}"
-        self.counters[key] = self.counters.get(key, 0) + 1
-        elapsed = time.monotonic() - row.started
-        self._seconds_per_request = 0.9 * self._seconds_per_request + 0.1 * elapsed
-        try:
-            row.sink(Delta(text, reason, len(row.request.prompt_ids), row.generated, error))
-        except Exception:  # a sink that fails (its client's loop closed) must not stop the others
-            log.exception("delivering the end of %s failed", row.request.request_id)
 
 
 def model_folder(loaded: Any, dtype: str) -> tuple[Path, Callable[[], None] | None]:
