@@ -2,8 +2,8 @@
 
 Handlers render prompts to token ids, submit a :class:`GenerationRequest` with a sink, and receive
 :class:`Delta` pieces of text from the engine's thread until one carries a ``finish_reason``. The
-in-process :class:`~tunesmith.serve.batching.BatchingEngine` implements it; another backend (vLLM on
-CUDA) would implement the same few methods.
+in-process :class:`~tunesmith.serve.batching.BatchingEngine` and :class:`~tunesmith.serve.vllm_engine.VLLMEngine`
+(vLLM's scheduler, on CUDA or vLLM's CPU build) implement it.
 """
 
 from __future__ import annotations
