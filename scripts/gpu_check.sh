@@ -16,11 +16,13 @@
 #                  CUDA: launch-bound steps are where it should pay most); TRL as documented
 #   dpo_vs_trl     bench/dpo_vs_trl.py on the GPU (LoRA DPO vs TRL's DPOTrainer, HH-RLHF pairs from examples/)
 #   pytest         the unit tests with CUDA visible
+#   vllm           tests/integration/test_serve_vllm.py with vLLM's CUDA build, where the image has vllm
+#                  (its wheel is too large to carry; skipped, saying so, where it is absent)
 #   ddp            two-process data parallel through accelerate launch (machines with 2+ GPUs only)
 # SECTIONS="pytest sft_vs_trl" BATCHES=32 bash scripts/gpu_check.sh runs only those (the model is built when needed).
 # Record the output in docs/benchmarks.md.
 set -uo pipefail
-SECTIONS=${SECTIONS:-"env method_memory step_timing sft_vs_trl liger compile dpo_vs_trl pytest ddp"}
+SECTIONS=${SECTIONS:-"env method_memory step_timing sft_vs_trl liger compile dpo_vs_trl pytest vllm ddp"}
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-check}
@@ -116,6 +118,15 @@ want dpo_vs_trl && timeout 150 $PY bench/dpo_vs_trl.py --model $MODEL --precisio
 # -rfE names every failure and error; a module whose imports the image lacks is reported and the rest still run.
 want pytest && timeout 150 $PY -m pytest tests/unit -q -rfE --continue-on-collection-errors -p no:warnings -p no:cacheprovider 2>&1 | tail -25 \
   | tee "$OUT/pytest.txt"
+
+# The vLLM serving backend on CUDA: greedy answers equal the in-process engine's, the server under the openai
+# client, a burst of 48 requests (the same tests make test-vllm runs on vLLM's CPU build).
+if want vllm && $PY -c "import vllm" 2>/dev/null; then
+  timeout 240 $PY -m pytest tests/integration/test_serve_vllm.py -q -rfE -p no:warnings -p no:cacheprovider \
+    --override-ini "addopts=" 2>&1 | tail -8 | tee "$OUT/vllm.txt"
+elif want vllm; then
+  echo "vllm: skipped (vLLM is not installed on this image)" | tee "$OUT/vllm.txt"
+fi
 
 # Data parallel over the GPUs with the shipped accelerate config, when the machine has two or more: two
 # processes with grad_accum=1 must log the losses one process logs with grad_accum=2 (as the CPU test checks).
