@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+
+from tunesmith.serve.engine import GenerationRequest, SamplingParams
 
 
 def load_plain(model_dir: Path):
@@ -85,3 +89,31 @@ def burst(ask: Callable[[str], str], expected: dict[str, str], total: int, clien
 
     with ThreadPoolExecutor(clients) as pool:
         return list(pool.map(one, range(total)))
+
+
+def run_all(engine: Any, requests: list[GenerationRequest], timeout: float = 60) -> dict[str, tuple]:
+    """Submit everything, wait for every final delta; (text, finish_reason, completion_tokens) per request id."""
+    done, results, lock = threading.Event(), {}, threading.Lock()
+
+    def sink_for(rid: str):
+        pieces: list[str] = []
+
+        def sink(delta) -> None:
+            pieces.append(delta.text)
+            if delta.finish_reason:
+                with lock:
+                    results[rid] = ("".join(pieces), delta.finish_reason, delta.completion_tokens)
+                    if len(results) == len(requests):
+                        done.set()
+
+        return sink
+
+    for request in requests:
+        engine.submit(request, sink_for(request.request_id))
+    assert done.wait(timeout), f"only {len(results)} of {len(requests)} finished"
+    return results
+
+
+def greedy(tokenizer, prompt: str, model: str, max_tokens: int, rid: str) -> GenerationRequest:
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    return GenerationRequest(rid, model, ids, SamplingParams(max_tokens=max_tokens, temperature=0))

@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
-import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
-from serve_helpers import burst, free_port, make_adapter, running
+from serve_helpers import burst, free_port, greedy, make_adapter, run_all, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm]
 pytest.importorskip("vllm")
@@ -51,22 +49,11 @@ def model_and_adapters(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
 
 
 def generate(engine, model: str, text: str, max_tokens: int = 12) -> tuple[str, str, int]:
-    from tunesmith.serve.engine import GenerationRequest, SamplingParams
-
-    ids = engine.tokenizer(text, add_special_tokens=False)["input_ids"]
-    done, parts, end = threading.Event(), [], []
-
-    def sink(delta) -> None:  # type: ignore[no-untyped-def]
-        parts.append(delta.text)
-        if delta.finish_reason:
-            end.append(delta)
-            done.set()
-
-    request = GenerationRequest(uuid.uuid4().hex, model, ids, SamplingParams(max_tokens=max_tokens, temperature=0))
-    engine.submit(request, sink)
-    assert done.wait(120), "no answer in 120 s"
+    """One greedy request alone: (text, finish_reason, completion_tokens)."""
+    rid = f"{model}: {text}"
+    answer, reason, tokens = run_all(engine, [greedy(engine.tokenizer, text, model, max_tokens, rid)], 120)[rid]
     # a random model emits byte tokens; a character cut at the end is U+FFFD in one engine and dropped in vLLM
-    return "".join(parts).rstrip("\ufffd"), end[0].finish_reason, end[0].completion_tokens
+    return answer.rstrip("\ufffd"), reason, tokens
 
 
 def test_vllm_answers_as_the_in_process_engine_does(model_and_adapters) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 import torch
 
-from serve_helpers import load_plain, make_adapter
+from serve_helpers import greedy, load_plain, make_adapter, run_all
 from tunesmith.serve.adapters import AdapterPool, adapter_folder, check_name
 from tunesmith.serve.batching import BatchingEngine, EngineSettings
 from tunesmith.serve.engine import GenerationRequest, QueueFull, SamplingParams, UnknownModel
@@ -24,29 +23,6 @@ def adapters(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return {name: make_adapter(tiny_model_dir, root / name, seed) for seed, name in enumerate(["alpha", "beta"])}
 
 
-def run_all(engine: BatchingEngine, requests: list[GenerationRequest], timeout: float = 60) -> dict[str, tuple]:
-    """Submit everything, wait for every final delta; (text, finish_reason, completion_tokens) per request id."""
-    done, results, lock = threading.Event(), {}, threading.Lock()
-
-    def sink_for(rid: str):
-        pieces: list[str] = []
-
-        def sink(delta) -> None:
-            pieces.append(delta.text)
-            if delta.finish_reason:
-                with lock:
-                    results[rid] = ("".join(pieces), delta.finish_reason, delta.completion_tokens)
-                    if len(results) == len(requests):
-                        done.set()
-
-        return sink
-
-    for request in requests:
-        engine.submit(request, sink_for(request.request_id))
-    assert done.wait(timeout), f"only {len(results)} of {len(requests)} finished"
-    return results
-
-
 def reference(model, tokenizer, prompt: str, max_new: int) -> str:
     ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
     out = model.generate(
@@ -57,11 +33,6 @@ def reference(model, tokenizer, prompt: str, max_new: int) -> str:
         pad_token_id=tokenizer.pad_token_id,
     )
     return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
-
-
-def greedy(tokenizer, prompt: str, model: str, max_tokens: int, rid: str) -> GenerationRequest:
-    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    return GenerationRequest(rid, model, ids, SamplingParams(max_tokens=max_tokens, temperature=0))
 
 
 def test_rows_joining_and_leaving_a_batch_answer_as_if_alone(tiny_model_dir: Path) -> None:

@@ -28,6 +28,19 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_new_name(name: str, loaded: list[str]) -> str:
+    """``name`` is usable (:func:`check_name`) and not the name of a loaded model."""
+    check_name(name)
+    if name in loaded:
+        raise ServeError(f"a model named '{name}' is already loaded; unload it first or choose another name.")
+    return name
+
+
+def check_loaded(name: str, adapters: dict[str, Any]) -> None:
+    if name not in adapters:
+        raise ServeError(f"no adapter named '{name}' is loaded (loaded: {', '.join(adapters) or 'none'}).")
+
+
 def adapter_folder(path: Path) -> Path:
     """The adapter folder of ``path``: itself, or ``adapter/`` of a run directory, checked to be LoRA."""
     folder = path / "adapter" if (path / "config.yaml").is_file() and (path / "adapter").is_dir() else path
@@ -64,9 +77,7 @@ class AdapterPool:
         """Load the LoRA adapter at ``path`` under ``name``; errors name what does not fit."""
         from peft import PeftModel
 
-        check_name(name)
-        if self.has(name):
-            raise ServeError(f"a model named '{name}' is already loaded; unload it first or choose another name.")
+        check_new_name(name, self.names())
         folder = adapter_folder(path)
         try:
             if isinstance(self.model, PeftModel):
@@ -80,8 +91,7 @@ class AdapterPool:
         return {"name": name, "path": str(folder)}
 
     def unload(self, name: str) -> None:
-        if name not in self.adapters:
-            raise ServeError(f"no adapter named '{name}' is loaded (loaded: {', '.join(self.adapters) or 'none'}).")
+        check_loaded(name, self.adapters)
         del self.adapters[name]
         if self.adapters:
             self.model.delete_adapter(name)

@@ -23,7 +23,6 @@ from typing import Any
 import torch
 
 from tunesmith.adapters.prompting import cache_argument
-from tunesmith.errors import ServeError
 from tunesmith.serve.adapters import AdapterPool
 from tunesmith.serve.engine import Delta, GenerationRequest, Sink, UnknownModel
 from tunesmith.serve.inflight import Inflight
@@ -48,6 +47,12 @@ class EngineSettings:
     max_waiting: int = 64
     prefill_tokens: int = 4096
     max_context: int | None = None
+
+
+def context_window(model_config: Any, settings: EngineSettings) -> int:
+    """Prompt plus answer tokens per row: ``settings.max_context``, at most the model's position limit."""
+    limit = getattr(model_config, "max_position_embeddings", None) or 2048
+    return min(settings.max_context or limit, limit)
 
 
 @dataclass
@@ -78,8 +83,7 @@ class BatchingEngine:
         self.chat_stops = chat_stops  # end-of-turn text of templates that close turns without a special token
         self.tokenizer = tokenizer
         self.settings = settings or EngineSettings()
-        limit = getattr(pool.model.config, "max_position_embeddings", None) or 2048
-        self.max_context = min(self.settings.max_context or limit, limit)
+        self.max_context = context_window(pool.model.config, self.settings)
         self.stop_ids = set(stop_ids)
         # how the model's forward names its KV cache (transformers renamed it); read once, not every step
         inner = pool.model.get_base_model() if hasattr(pool.model, "get_base_model") else pool.model
@@ -121,9 +125,7 @@ class BatchingEngine:
 
     def unload_adapter(self, name: str) -> None:
         def unload() -> None:
-            users = sum(r.request.model == name for r in [*self._active, *self._waiting])
-            if users:
-                raise ServeError(f"adapter '{name}' is in use by {users} requests; unload it when they finish.")
+            self.inflight.check_idle(name)
             self.pool.unload(name)
 
         self.inflight.call(unload)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
 
+from tunesmith.errors import ServeError
 from tunesmith.serve.engine import Delta, GenerationRequest, QueueFull, Sink
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,12 @@ class Inflight:
         """The 429 for a full queue, with a Retry-After from recent request times."""
         self.counters["rejected"] += 1
         return QueueFull(waiting, max(1.0, math.ceil(waiting / max_batch * self._seconds_per_request)))
+
+    def check_idle(self, model: str) -> None:
+        """Refuse to unload ``model`` while requests for it are in flight (queued, admitted or decoding)."""
+        users = sum(r.request.model == model for r in self.by_id.values())
+        if users:
+            raise ServeError(f"adapter '{model}' is in use by {users} requests; unload it when they finish.")
 
     def cancel(self, request_id: str) -> None:
         row = self.by_id.get(request_id)

@@ -131,23 +131,25 @@ def build_engine(
         require()  # before minutes of loading
     loaded = load_target(target, trust_pickle, trust_remote_code)
     chosen = dtype if dtype != "auto" else ("bfloat16" if env.resolve_precision("auto") == "bf16" else "float32")
-    if chosen_backend == "vllm":
-        from tunesmith.serve.vllm_engine import build_vllm_engine
-
-        log.info("serving %s with vLLM in %s", loaded.base_name, chosen)
-        return build_vllm_engine(
-            loaded, adapters or [], chosen, settings or EngineSettings(), max_lora_rank, trust_remote_code, engine_args
-        )
-    model = loaded.model.to(env.device_name(), getattr(torch, chosen)).eval()
-    pool = AdapterPool(model, loaded.base_name)
-    for name, path in [*([(loaded.adapter[0], str(loaded.adapter[1]))] if loaded.adapter else []), *(adapters or [])]:
-        pool.load(name, Path(path))
-    stop_ids, turn_texts = stop_ids_and_strings(loaded.tokenizer, model, None)
+    named = [*([(loaded.adapter[0], str(loaded.adapter[1]))] if loaded.adapter else []), *(adapters or [])]
+    stop_ids, turn_texts = stop_ids_and_strings(loaded.tokenizer, loaded.model, None)
     if not stop_ids:
         raise ServeError(
             "the tokenizer has no EOS token and the chat template no end-of-turn token: answers "
             "would never stop; set eos_token in the tokenizer."
         )
+    if chosen_backend == "vllm":
+        from tunesmith.serve.vllm_engine import build_vllm_engine
+
+        log.info("serving %s with vLLM in %s", loaded.base_name, chosen)
+        settings = settings or EngineSettings()
+        return build_vllm_engine(
+            loaded, named, chosen, settings, stop_ids, tuple(turn_texts), max_lora_rank, trust_remote_code, engine_args
+        )
+    model = loaded.model.to(env.device_name(), getattr(torch, chosen)).eval()
+    pool = AdapterPool(model, loaded.base_name)
+    for name, path in named:
+        pool.load(name, Path(path))
     log.info("serving %s in %s", pool.names(), chosen)
     return BatchingEngine(pool, loaded.tokenizer, stop_ids, settings, tuple(turn_texts))
 

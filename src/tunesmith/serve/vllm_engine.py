@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import ServeError
-from tunesmith.serve.adapters import adapter_folder, check_name
-from tunesmith.serve.batching import EngineSettings
+from tunesmith.serve.adapters import adapter_folder, check_loaded, check_new_name
+from tunesmith.serve.batching import EngineSettings, context_window
 from tunesmith.serve.engine import Delta, GenerationRequest, Sink, UnknownModel
 from tunesmith.serve.inflight import Inflight
 
@@ -136,9 +136,7 @@ class VLLMEngine:
         self.inflight.cancel(request_id)
 
     def load_adapter(self, name: str, path: str) -> dict[str, Any]:
-        check_name(name)
-        if name == self.base_name or name in self.adapters:
-            raise ServeError(f"a model named '{name}' is already loaded; unload it first or choose another name.")
+        check_new_name(name, self.model_names())
         folder = adapter_folder(Path(path))
         rank = adapter_rank(folder)
         if rank > self.max_lora_rank:
@@ -165,12 +163,8 @@ class VLLMEngine:
 
     def unload_adapter(self, name: str) -> None:
         def unload() -> None:
-            if name not in self.adapters:
-                loaded = ", ".join(self.adapters) or "none"
-                raise ServeError(f"no adapter named '{name}' is loaded (loaded: {loaded}).")
-            users = sum(r.request.model == name for r in self.inflight.by_id.values())
-            if users:
-                raise ServeError(f"adapter '{name}' is in use by {users} requests; unload it when they finish.")
+            check_loaded(name, self.adapters)
+            self.inflight.check_idle(name)
             self.llm.remove_lora(self.adapters.pop(name).lora_int_id)
 
         self.inflight.call(unload)
@@ -315,28 +309,22 @@ def build_vllm_engine(
     adapters: list[tuple[str, str]],
     dtype: str,
     settings: EngineSettings,
+    stop_ids: list[int],
+    chat_stops: tuple[str, ...],
     max_lora_rank: int | None = None,
     trust_remote_code: bool = False,
     engine_args: dict[str, Any] | None = None,
 ) -> VLLMEngine:
-    """vLLM's engine for ``loaded`` (see :func:`tunesmith.serve.launch.load_target`) with LoRA ``adapters``;
-    ``engine_args`` are further vLLM ``EngineArgs`` fields (``gpu_memory_utilization``, ``quantization``...),
-    which win over the ones set here."""
-    require()
+    """vLLM's engine for ``loaded`` (see :func:`tunesmith.serve.launch.build_engine`) with every LoRA adapter to
+    serve, the run's own included; ``engine_args`` are further vLLM ``EngineArgs`` fields
+    (``gpu_memory_utilization``, ``quantization``...), which win over the ones set here."""
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM's INFO lines drown the server's; read at import
     from vllm import EngineArgs
     from vllm.v1.engine.llm_engine import LLMEngine
 
-    from tunesmith.eval.generate import stop_ids_and_strings
-
-    named = [*([(loaded.adapter[0], str(loaded.adapter[1]))] if loaded.adapter else []), *adapters]
-    folders = [(check_name(name), adapter_folder(Path(path))) for name, path in named]
-    rank = lora_rank_bound([adapter_rank(f) for _, f in folders], max_lora_rank or 64)
-    stop_ids, turn_texts = stop_ids_and_strings(loaded.tokenizer, loaded.model, None)
-    if not stop_ids:
-        raise ServeError("the tokenizer has no EOS token and the chat template no end-of-turn token.")
-    limit = getattr(loaded.model.config, "max_position_embeddings", None) or 2048
-    max_context = min(settings.max_context or limit, limit)
+    folders = [adapter_folder(Path(path)) for _, path in adapters]  # vLLM sizes its LoRA buffers at start
+    rank = lora_rank_bound([adapter_rank(f) for f in folders], max_lora_rank or 64)
+    max_context = context_window(loaded.model.config, settings)
     folder, cleanup = model_folder(loaded, dtype)
     loaded.model = None  # vLLM holds its own copy of the weights
     fields = {
@@ -359,8 +347,8 @@ def build_vllm_engine(
             cleanup()
         raise ServeError(f"vLLM could not start on {folder}: {type(exc).__name__}: {exc}") from None
     engine = VLLMEngine(
-        llm, loaded.tokenizer, loaded.base_name, stop_ids, settings, max_context, rank, tuple(turn_texts), cleanup
+        llm, loaded.tokenizer, loaded.base_name, stop_ids, settings, max_context, rank, chat_stops, cleanup
     )
-    for name, adapter in folders:
-        engine.load_adapter(name, str(adapter))
+    for name, path in adapters:
+        engine.load_adapter(name, path)
     return engine
