@@ -40,19 +40,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    from tunesmith.hpo.results import against_first
+    from tunesmith.hpo.results import paired_runs
 
     default = train_and_score(args.config, "default", args.output_dir)
     best = train_and_score(args.best, "best", args.output_dir)
-    summary = {
-        "metric": f"eval.{args.metric}",
-        "best": {"number": 1},
-        "trials": [
-            {"number": 0, "state": "complete", "run_dir": str(default)},
-            {"number": 1, "state": "complete", "run_dir": str(best)},
-        ],
-    }
-    test = against_first(summary)
+    test = paired_runs(str(best), str(default), args.metric)
     if test is None:
         raise SystemExit("the two runs did not score the same test rows with a classification metric")
     scores = {

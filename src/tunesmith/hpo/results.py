@@ -70,15 +70,25 @@ def against_first(summary: dict[str, Any]) -> dict[str, Any] | None:
     difference with its 95% interval and p-value from a paired bootstrap, so a study says whether it beat
     the default or only drew a luckier number. None when the metric is not a classification metric, trial 0
     is the best, or the two trials did not score the same rows."""
-    from tunesmith.eval.stats import CLASSIFICATION_METRICS, classification_metric_fns, encode_labels, paired_bootstrap
-
     name = summary["metric"].split(".", 1)[-1]
     best = summary["best"]
     first = next((t for t in summary["trials"] if t["number"] == 0 and t["state"] == "complete"), None)
-    if name not in CLASSIFICATION_METRICS or not best or not first or best["number"] == 0:
+    if not best or not first or best["number"] == 0:
         return None
     chosen = next(t for t in summary["trials"] if t["number"] == best["number"])
-    a, b = _tuned_predictions(chosen["run_dir"]), _tuned_predictions(first["run_dir"])
+    test = paired_runs(chosen["run_dir"], first["run_dir"], name)
+    return {"metric": name, "trials": [best["number"], 0], **test} if test else None
+
+
+def paired_runs(run_a: str | None, run_b: str | None, name: str) -> dict[str, Any] | None:
+    """Run A's tuned model against run B's on the same evaluation rows: ``rows`` and the paired bootstrap's
+    ``delta``, ``low``, ``high``, ``p_value`` for classification metric ``name``; None when it is not one or
+    the runs did not score the same rows."""
+    from tunesmith.eval.stats import CLASSIFICATION_METRICS, classification_metric_fns, encode_labels, paired_bootstrap
+
+    if name not in CLASSIFICATION_METRICS:
+        return None
+    a, b = _tuned_predictions(run_a), _tuned_predictions(run_b)
     if a is None or b is None or a[0] != b[0] or a[1] != b[1]:
         return None
     _, gold, pred_a, labels = a
@@ -86,7 +96,7 @@ def against_first(summary: dict[str, Any]) -> dict[str, Any] | None:
     _, codes_b = encode_labels(gold, b[2], labels)
     metric = classification_metric_fns(len(labels))[name]
     test = paired_bootstrap(metric, codes_gold, codes_a, codes_b, vectorised=True)
-    return {"metric": name, "trials": [best["number"], 0], "rows": len(gold), **{k: float(v) for k, v in test.items()}}
+    return {"rows": len(gold), **{k: float(v) for k, v in test.items()}}
 
 
 def importances(handle: Any) -> dict[str, float]:
